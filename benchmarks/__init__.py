@@ -1,0 +1,1 @@
+"""triactor's benchmarks: ``python -m benchmarks`` prints ratio tables against raw Trio."""

@@ -1,0 +1,55 @@
+"""triactor: actors on Trio, with bounded mailboxes, OTP supervisor trees and priority pools.
+
+This module is the public face: everything users need is importable from ``triactor``.
+"""
+
+from ._errors import (
+    ActorError,
+    ActorNotFound,
+    ActorStopped,
+    MailboxFull,
+    NoHandler,
+    PoolOverloaded,
+    RestartIntensityExceeded,
+)
+from .actors import (
+    Actor,
+    ActorRef,
+    ActorState,
+    ActorStatistics,
+    ActorSystem,
+    DeadLetter,
+    DeadLetterReason,
+    DeadLetters,
+    ExitReason,
+    SystemStatistics,
+    Terminated,
+    handler,
+    open_actor_system,
+)
+from .mailbox import MailboxStatistics, Overflow
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorNotFound",
+    "ActorRef",
+    "ActorState",
+    "ActorStatistics",
+    "ActorStopped",
+    "ActorSystem",
+    "DeadLetter",
+    "DeadLetterReason",
+    "DeadLetters",
+    "ExitReason",
+    "MailboxFull",
+    "MailboxStatistics",
+    "NoHandler",
+    "Overflow",
+    "PoolOverloaded",
+    "RestartIntensityExceeded",
+    "SystemStatistics",
+    "Terminated",
+    "handler",
+    "open_actor_system",
+]

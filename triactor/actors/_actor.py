@@ -1,0 +1,180 @@
+"""The ``Actor`` base class that users subclass."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..mailbox import Overflow
+from ._handler import HandlerTable, build_table
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from ._cell import ActorCell
+    from ._ref import ActorRef
+    from ._system import ActorSystem
+
+__all__ = ["Actor"]
+
+
+class Actor:
+    """The base class of every actor: state plus handlers, one message at a time.
+
+    An actor owns its state and changes it only in its handlers, which run one message at a
+    time (unless ``max_concurrency`` says otherwise), so the state needs no locks. Other code
+    never calls an actor's methods: it holds an :class:`~triactor.ActorRef` and sends messages
+    with ``tell`` (fire and forget) or ``ask`` (request and reply).
+
+    Subclass it, give it handlers with :func:`~triactor.handler`, and spawn it::
+
+        class Counter(Actor):
+            mailbox_capacity = 100
+
+            def __init__(self, start: int = 0) -> None:
+                self.total = start
+
+            @handler
+            async def add(self, msg: Add) -> None:
+                self.total += msg.amount
+
+            @handler
+            async def get(self, msg: Total) -> int:
+                return self.total
+
+        counter = await system.spawn(Counter, 5, name="counter")
+
+    The constructor receives the arguments given to ``spawn`` (or a ``ChildSpec``); the actor
+    context (``self.ref``, ``self.name``, ``self.log``...) is already set when it runs. A
+    supervisor restarts an actor by constructing a fresh instance: state kept on the instance is
+    lost on a crash, while the mailbox and the ref survive.
+
+    Class attributes (defaults for every spawn, each overridable per spawn or ``ChildSpec``):
+
+    - ``mailbox_capacity`` (1000): the most queued messages.
+    - ``overflow`` (``Overflow.BLOCK``): what a full mailbox does.
+    - ``max_concurrency`` (1): how many messages are handled at once. Above 1, handlers run
+      in concurrent tasks and may interleave at every ``await``.
+    - ``shutdown_timeout`` (5.0): seconds a stop may take, draining and ``on_stop`` each
+      included, before the actor is cancelled.
+    - ``priority`` (None): the pool priority class its handlers use by default in
+      ``PriorityPool.acquire``.
+
+    The class statement raises :class:`TypeError` or :class:`ValueError` for a bad handler or a
+    bad class attribute, naming the class.
+    """
+
+    mailbox_capacity: ClassVar[int] = 1000
+    overflow: ClassVar[Overflow] = Overflow.BLOCK
+    max_concurrency: ClassVar[int] = 1
+    shutdown_timeout: ClassVar[float] = 5.0
+    priority: ClassVar[str | None] = None
+
+    __triactor_handlers__: ClassVar[HandlerTable] = HandlerTable("Actor", {})
+    _triactor_cell: ActorCell
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The frame running the class statement, so that string annotations naming classes
+        # local to a function still resolve.
+        frame = sys._getframe(1)
+        localns = dict(frame.f_locals) if frame is not None else {}
+        bases = [
+            base.__dict__["__triactor_handlers__"]
+            for base in cls.__mro__[1:]
+            if "__triactor_handlers__" in base.__dict__
+        ]
+        cls.__triactor_handlers__ = build_table(cls, bases, localns)
+        validate_options(
+            cls.__qualname__,
+            mailbox_capacity=cls.mailbox_capacity,
+            overflow=cls.overflow,
+            max_concurrency=cls.max_concurrency,
+            shutdown_timeout=cls.shutdown_timeout,
+        )
+
+    # -- lifecycle hooks ------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Run before the first message. An exception here fails the start.
+
+        At ``spawn`` the caller gets the exception; under a supervisor it is a crash that counts
+        against the restart budget.
+        """
+
+    async def on_stop(self) -> None:
+        """Run when the actor stops for any reason: a stop request, a crash or a cancellation.
+
+        It runs shielded from cancellation but bounded by ``shutdown_timeout``; an exception
+        here is logged and does not hide the reason the actor stopped.
+        """
+
+    # -- the actor's context --------------------------------------------------------------------
+
+    @property
+    def ref(self) -> ActorRef:
+        """This actor's own ref, to pass to others (for replies, subscriptions, watches)."""
+        return self._triactor_cell.ref
+
+    @property
+    def name(self) -> str:
+        """The actor's name, unique in its system."""
+        return self._triactor_cell.name
+
+    @property
+    def path(self) -> str:
+        """The actor's path: its supervisors' names and its own, e.g. ``/root/workers/w1``."""
+        return self._triactor_cell.path
+
+    @property
+    def system(self) -> ActorSystem:
+        """The system the actor runs in, to spawn, look up and watch other actors."""
+        return self._triactor_cell.system
+
+    @property
+    def log(self) -> Logger:
+        """A loguru logger bound with ``actor=<path>``."""
+        return self._triactor_cell.log
+
+    def stop(self) -> None:
+        """Ask this actor to stop once the current message is handled. Returns at once.
+
+        The stop is a normal exit: a permanent child is restarted, a transient or temporary
+        one is not.
+        """
+        self._triactor_cell.request_stop()
+
+    def __repr__(self) -> str:
+        cell = self.__dict__.get("_triactor_cell")
+        where = cell.path if cell is not None else "not spawned"
+        return f"<{type(self).__qualname__} actor {where}>"
+
+
+def validate_options(
+    owner: str,
+    *,
+    mailbox_capacity: object,
+    overflow: object,
+    max_concurrency: object,
+    shutdown_timeout: object,
+) -> None:
+    """Check an actor's options where they enter (class statement, spawn, ChildSpec).
+
+    Raises:
+        TypeError: if an option has the wrong kind of value.
+        ValueError: if an option is out of range.
+    """
+    for option, value in (("mailbox_capacity", mailbox_capacity), ("max_concurrency", max_concurrency)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{owner}: {option} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{owner}: {option} must be at least 1, got {value}")
+    if not isinstance(overflow, Overflow):
+        raise TypeError(
+            f"{owner}: overflow must be a triactor.Overflow (BLOCK, DROP_NEWEST, DROP_OLDEST, "
+            f"FAIL), got {overflow!r}"
+        )
+    if not isinstance(shutdown_timeout, int | float) or isinstance(shutdown_timeout, bool):
+        raise TypeError(f"{owner}: shutdown_timeout must be a number of seconds, got {shutdown_timeout!r}")
+    if not shutdown_timeout >= 0:
+        raise ValueError(f"{owner}: shutdown_timeout must be >= 0 seconds, got {shutdown_timeout}")

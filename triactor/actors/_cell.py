@@ -1,0 +1,492 @@
+"""The runtime of one actor: its mailbox, its ref, and the loop that runs each incarnation.
+
+A cell outlives incarnations: a supervisor restarts an actor by running a new incarnation (a
+fresh instance) on the same cell, so the name, the ref and the queued messages survive.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, final
+
+import outcome
+import trio
+from loguru import logger
+from trio.lowlevel import checkpoint
+
+from .._errors import ActorStopped, MailboxFull, NoHandler
+from .._groups import unwrapped_group
+from ..mailbox import EMPTY, Mailbox, Overflow
+from ..pools._context import default_priority
+from ._actor import Actor
+from ._dead_letters import DeadLetterReason
+from ._request import Request
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from ._ref import LocalActorRef
+    from ._system import ActorSystem
+
+__all__ = ["ActorCell", "ActorState", "ExitReason"]
+
+# After this many messages handled without waiting, the loop yields to the scheduler once, so
+# a busy actor whose handlers never await cannot starve the other tasks.
+_BATCH: Final = 64
+
+
+class ActorState(enum.Enum):
+    """Where an actor is in its life.
+
+    Attributes:
+        STARTING: constructing the instance or running ``on_start``.
+        IDLE: running, waiting for a message.
+        PROCESSING: running, handling a message.
+        STOPPING: a stop was requested; draining or running ``on_stop``.
+        RESTARTING: between two incarnations, waiting for its supervisor to start it again.
+        STOPPED: stopped for good; its mailbox is closed.
+    """
+
+    STARTING = "starting"
+    IDLE = "idle"
+    PROCESSING = "processing"
+    STOPPING = "stopping"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+class ExitReason(enum.Enum):
+    """How an incarnation (or the actor, when final) ended.
+
+    Attributes:
+        NORMAL: it stopped on request (``ref.stop()``, ``self.stop()``, a shutdown).
+        CRASHED: an exception escaped a handler, ``on_start`` or the constructor.
+        CANCELLED: it was cancelled (a shutdown timeout passed, or an enclosing scope).
+    """
+
+    NORMAL = "normal"
+    CRASHED = "crashed"
+    CANCELLED = "cancelled"
+
+
+@final
+class _Stop:
+    __slots__ = ("drain",)
+
+    def __init__(self, drain: bool) -> None:
+        self.drain = drain
+
+
+def _message_of(item: object) -> object:
+    return item.message if item.__class__ is Request else item  # type: ignore[attr-defined]
+
+
+def _describe(item: object) -> str:
+    return type(_message_of(item)).__qualname__
+
+
+@final
+class ActorCell:
+    """Everything the runtime keeps for one actor across its incarnations. Internal."""
+
+    __slots__ = (
+        "_log",
+        "_scope",
+        "_stop_deadline",
+        "_stop_event",
+        "_terminated",
+        "_watchers",
+        "actor_class",
+        "args",
+        "check_messages",
+        "current",
+        "exit_error",
+        "exit_reason",
+        "failures",
+        "handlers",
+        "instance",
+        "kwargs",
+        "mailbox",
+        "max_concurrency",
+        "name",
+        "path",
+        "processed",
+        "ref",
+        "restarts",
+        "shutdown_timeout",
+        "started",
+        "state",
+        "system",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        actor_class: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        name: str,
+        path: str,
+        mailbox_capacity: int,
+        overflow: Overflow,
+        max_concurrency: int,
+        shutdown_timeout: float,
+    ) -> None:
+        from ._ref import LocalActorRef
+
+        self.system = system
+        self.check_messages = system.check_messages
+        self.actor_class = actor_class
+        self.handlers = actor_class.__triactor_handlers__
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name
+        self.path = path
+        self.max_concurrency = max_concurrency
+        self.shutdown_timeout = shutdown_timeout
+        self.mailbox = Mailbox(
+            mailbox_capacity, overflow, owner=path, on_drop=self._dropped, describe=_describe
+        )
+        self.ref: LocalActorRef = LocalActorRef(self)
+        self.state = ActorState.STARTING
+        #: Whether the current incarnation got past ``on_start`` (a later error is a crash).
+        self.started = False
+        self.instance: Actor | None = None
+        self.current: object = None
+        self.processed = 0
+        self.failures = 0
+        self.restarts = 0
+        self.exit_reason: ExitReason | None = None
+        self.exit_error: BaseException | None = None
+        self._terminated: trio.Event | None = None
+        self._scope: trio.CancelScope | None = None
+        self._stop_event: trio.Event | None = None
+        self._stop_deadline = math.inf
+        self._watchers: list[Callable[[ActorCell], None]] | None = None
+        self._log: Logger | None = None
+
+    def __repr__(self) -> str:
+        return f"<ActorCell {self.path} {self.state.value}>"
+
+    @property
+    def log(self) -> Logger:
+        """A loguru logger bound with this actor's path (made on first use)."""
+        if self._log is None:
+            self._log = logger.bind(actor=self.path)
+        return self._log
+
+    @property
+    def terminated(self) -> trio.Event:
+        """An event set when the actor has stopped for good (made on first use)."""
+        if self._terminated is None:
+            self._terminated = trio.Event()
+            if self.state is ActorState.STOPPED:
+                self._terminated.set()
+        return self._terminated
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    def dead_letter(self, item: object, reason: DeadLetterReason, detail: str = "") -> None:
+        """Record ``item`` (a message or a request) as undeliverable to this actor."""
+        self.system.dead_letters.record(self.path, _message_of(item), reason, detail)
+
+    def _dropped(self, item: object, policy: Overflow) -> None:
+        reason = (
+            DeadLetterReason.DROPPED_NEWEST
+            if policy is Overflow.DROP_NEWEST
+            else DeadLetterReason.DROPPED_OLDEST
+        )
+        self.dead_letter(item, reason)
+        if item.__class__ is Request:
+            item.complete(  # type: ignore[attr-defined]
+                outcome.Error(
+                    MailboxFull(
+                        f"mailbox of actor {self.path!r} is full ({self.mailbox.capacity} "
+                        f"messages, Overflow.{policy.name}); the request {_describe(item)} was "
+                        "dropped. Retry later, or raise mailbox_capacity"
+                    )
+                )
+            )
+
+    def late_reply(self, request: Request, result: outcome.Outcome[Any]) -> None:
+        """Send the reply to an abandoned ask to dead letters, labelled late."""
+        reply = result.value if isinstance(result, outcome.Value) else result.error
+        self.system.dead_letters.record(
+            self.path,
+            reply,
+            DeadLetterReason.LATE_REPLY,
+            f"reply to {type(request.message).__qualname__} after the asker stopped waiting",
+        )
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def request_stop(self, drain: bool = False, deadline: float = math.inf) -> trio.Event:
+        """Ask the actor to stop after the current message, through the control lane.
+
+        With ``drain`` it first handles what is queued (and refuses new messages). A finite
+        ``deadline`` (Trio time) cancels the incarnation if it is still running then; the
+        cancellation is logged. Returns an event set when the incarnation that takes the
+        request has ended, or when the actor is stopped for good. A second request while one is
+        pending returns the same event (an earlier deadline still applies).
+        """
+        if deadline < self._stop_deadline:
+            self._stop_deadline = deadline
+            if self._scope is not None:
+                self._scope.deadline = deadline
+        if self._stop_event is None:
+            self._stop_event = trio.Event()
+            if self.state is ActorState.STOPPED:
+                self._stop_event.set()
+            else:
+                self.mailbox.put_control(_Stop(drain))
+        return self._stop_event
+
+    def cancel(self) -> None:
+        """Cancel the running incarnation at once (``on_stop`` still runs, bounded)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def add_watcher(self, callback: Callable[[ActorCell], None]) -> None:
+        """Call ``callback(cell)`` once when the actor stops for good (at once if it has)."""
+        if self.state is ActorState.STOPPED:
+            callback(self)
+        elif self._watchers is None:
+            self._watchers = [callback]
+        else:
+            self._watchers.append(callback)
+
+    def finalize(self, reason: ExitReason, error: BaseException | None = None) -> None:
+        """Mark the actor stopped for good: close the mailbox, dead-letter what it still holds.
+
+        Queued asks fail with :class:`ActorStopped`. Watchers are notified once. Idempotent.
+        """
+        if self.state is ActorState.STOPPED:
+            return
+        self.state = ActorState.STOPPED
+        self.exit_reason = reason
+        self.exit_error = error
+        self.instance = None
+        self.mailbox.close()
+        for item in self.mailbox.drain():
+            self.dead_letter(item, DeadLetterReason.ACTOR_STOPPED)
+            if item.__class__ is Request:
+                item.complete(outcome.Error(self.stopped_error(_message_of(item))))  # type: ignore[attr-defined]
+        self.system._forget(self)
+        if self._stop_event is not None:
+            self._stop_event.set()
+        if self._terminated is not None:
+            self._terminated.set()
+        watchers, self._watchers = self._watchers, None
+        for callback in watchers or ():
+            callback(self)
+
+    def stopped_error(self, message: object) -> ActorStopped:
+        """The error an asker gets when this actor cannot answer ``message`` any more."""
+        return ActorStopped(
+            f"actor {self.path!r} has stopped ({self.exit_reason.value if self.exit_reason else 'stopping'}); "
+            f"it cannot answer {type(message).__qualname__}. Look it up again if a supervisor "
+            "restarts it under the same name, or check why it stopped in the log"
+        )
+
+    # -- running --------------------------------------------------------------------------------
+
+    def construct(self) -> Actor:
+        """Make a fresh instance of the actor class with the context set before ``__init__``.
+
+        Raises:
+            Exception: whatever the actor's constructor raised.
+        """
+        self.state = ActorState.STARTING
+        self.started = False
+        cls = self.actor_class
+        instance = cls.__new__(cls)
+        instance._triactor_cell = self
+        instance.__init__(*self.args, **self.kwargs)  # type: ignore[misc]
+        return instance
+
+    async def run_incarnation(
+        self, instance: Actor, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> ExitReason:
+        """Start ``instance`` (from :meth:`construct`) and handle messages until told to stop.
+
+        Calls ``task_status.started()`` once ``on_start`` has returned. Returns
+        ``ExitReason.NORMAL`` after a stop request (``CANCELLED`` if :meth:`cancel` ended it);
+        raises what crashed it, or ``Cancelled`` from an enclosing scope. ``on_stop`` always
+        runs, shielded and bounded by ``shutdown_timeout``.
+        """
+        self.instance = instance
+        if self.actor_class.priority is not None:
+            default_priority.set(self.actor_class.priority)
+        try:
+            with trio.CancelScope(deadline=self._stop_deadline) as self._scope:
+                await instance.on_start()
+                self.state = ActorState.IDLE
+                self.started = True
+                task_status.started()
+                if self.max_concurrency == 1:
+                    await self._serve_serially(instance)
+                else:
+                    await self._serve_concurrently(instance)
+            if self._scope.cancelled_caught:
+                self.log.warning(
+                    "actor {} did not stop by its shutdown deadline ({} s); it was cancelled",
+                    self.path,
+                    self.shutdown_timeout,
+                )
+                return ExitReason.CANCELLED
+            return ExitReason.NORMAL
+        finally:
+            self._scope = None
+            self.state = ActorState.STOPPING
+            if type(instance).on_stop is not Actor.on_stop:
+                await self._run_on_stop(instance)
+            stop_event = self._stop_event
+            if stop_event is not None and not self._stop_pending():
+                self._stop_event = None
+                self._stop_deadline = math.inf
+                stop_event.set()
+
+    def _stop_pending(self) -> bool:
+        return any(item.__class__ is _Stop for item in self.mailbox._control or ())
+
+    async def _run_on_stop(self, instance: Actor) -> None:
+        with trio.CancelScope(shield=True) as scope:
+            scope.relative_deadline = self.shutdown_timeout
+            try:
+                await instance.on_stop()
+            except Exception as exc:
+                self.log.opt(exception=exc).error(
+                    "on_stop of actor {} raised {!r}; ignored", self.path, exc
+                )
+        if scope.cancelled_caught:
+            self.log.warning(
+                "on_stop of actor {} did not finish within its shutdown_timeout of {} s; "
+                "it was cancelled",
+                self.path,
+                self.shutdown_timeout,
+            )
+
+    async def _serve_serially(self, instance: Actor) -> None:
+        mailbox = self.mailbox
+        pop = mailbox.pop_nowait
+        handle = self._handle
+        draining = False
+        unyielded = 0
+        while True:
+            item = pop()
+            if item is EMPTY:
+                if draining:
+                    return
+                self.state = ActorState.IDLE
+                unyielded = 0
+                await mailbox.wait()
+                continue
+            if item.__class__ is _Stop:
+                if not item.drain:  # type: ignore[attr-defined]
+                    return
+                draining = True
+                mailbox.close()
+                continue
+            await handle(instance, item)
+            unyielded += 1
+            if unyielded >= _BATCH:
+                unyielded = 0
+                await checkpoint()
+
+    async def _serve_concurrently(self, instance: Actor) -> None:
+        slots = trio.Semaphore(self.max_concurrency)
+
+        async def handle_then_release(item: object) -> None:
+            try:
+                await self._handle(instance, item)
+            finally:
+                slots.release()
+
+        with unwrapped_group():
+            async with trio.open_nursery() as nursery:
+                await self._dispatch_concurrently(nursery, slots, handle_then_release)
+
+    async def _dispatch_concurrently(
+        self,
+        nursery: trio.Nursery,
+        slots: trio.Semaphore,
+        handle_then_release: Callable[[object], Any],
+    ) -> None:
+        mailbox = self.mailbox
+        draining = False
+        while True:
+            item = mailbox.pop_nowait()
+            if item is EMPTY:
+                if draining:
+                    return
+                await mailbox.wait()
+                continue
+            if item.__class__ is _Stop:
+                if not item.drain:  # type: ignore[attr-defined]
+                    return  # handlers in flight finish; the shutdown timeout bounds them
+                draining = True
+                mailbox.close()
+                continue
+            await slots.acquire()
+            nursery.start_soon(handle_then_release, item)
+
+    async def _handle(self, instance: Actor, item: object) -> None:
+        if item.__class__ is Request:
+            request: Request | None = item  # type: ignore[assignment]
+            message = item.message  # type: ignore[attr-defined]
+        else:
+            request = None
+            message = item
+        entry = self.handlers.lookup(message.__class__)
+        if entry is None:
+            self._no_handler(message, request)
+            return
+        self.state = ActorState.PROCESSING
+        self.current = message
+        try:
+            if entry.is_async:
+                result = await entry.fn(instance, message)
+            else:
+                result = await trio.to_thread.run_sync(
+                    entry.fn,
+                    instance,
+                    message,
+                    limiter=self.system.thread_limiter,
+                    abandon_on_cancel=True,
+                )
+        except Exception as exc:
+            self.failures += 1
+            exc.add_note(
+                f"raised in actor {self.path!r} while handling {type(message).__qualname__}"
+            )
+            if request is not None:
+                request.complete(outcome.Error(exc))
+            self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
+            raise
+        except BaseException:
+            # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang.
+            if request is not None:
+                request.complete(outcome.Error(self.stopped_error(message)))
+            self.dead_letter(message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it")
+            raise
+        finally:
+            self.current = None
+        self.processed += 1
+        if request is not None:
+            request.complete(outcome.Value(result))
+
+    def _no_handler(self, message: object, request: Request | None) -> None:
+        handled = ", ".join(t.__qualname__ for t in self.handlers.handled_types) or "none"
+        error = NoHandler(
+            f"actor {self.path!r} ({self.actor_class.__qualname__}) has no handler for "
+            f"{type(message).__qualname__}; it handles: {handled}. Add an @handler method "
+            f"taking {type(message).__qualname__}, or send one of those types"
+        )
+        if request is not None:
+            request.complete(outcome.Error(error))
+        else:
+            self.dead_letter(message, DeadLetterReason.NO_HANDLER, str(error))
+

@@ -1,0 +1,114 @@
+"""Dead letters: every message the system could not deliver, counted and kept for inspection."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, deque
+from collections.abc import Iterator
+from typing import final
+
+import attrs
+from loguru import logger
+
+__all__ = ["DeadLetter", "DeadLetterReason", "DeadLetters"]
+
+
+class DeadLetterReason(enum.Enum):
+    """Why a message became a dead letter.
+
+    Attributes:
+        DROPPED_NEWEST: the target's full mailbox (``Overflow.DROP_NEWEST``) refused it.
+        DROPPED_OLDEST: the target's full mailbox (``Overflow.DROP_OLDEST``) evicted it.
+        ACTOR_STOPPED: the target had stopped, or stopped before handling it.
+        NO_HANDLER: the target has no handler for the message's type.
+        CRASHED: the target crashed while handling it.
+        LATE_REPLY: a reply to an ``ask`` whose caller had stopped waiting (timeout or
+            cancellation); ``message`` is the reply value or exception.
+    """
+
+    DROPPED_NEWEST = "dropped: mailbox full (DROP_NEWEST)"
+    DROPPED_OLDEST = "dropped: mailbox full (DROP_OLDEST)"
+    ACTOR_STOPPED = "actor stopped"
+    NO_HANDLER = "no handler"
+    CRASHED = "actor crashed while handling it"
+    LATE_REPLY = "late reply"
+
+
+@final
+@attrs.frozen
+class DeadLetter:
+    """One undelivered message.
+
+    Attributes:
+        target: the path of the actor the message was for (for a late reply: the actor that
+            replied).
+        message: the message itself (for a late reply: the reply value or exception).
+        reason: why it was not delivered.
+        detail: a human-readable explanation (the exception for a crash, the wait for a late
+            reply); may be empty.
+    """
+
+    target: str
+    message: object
+    reason: DeadLetterReason
+    detail: str = ""
+
+
+@final
+class DeadLetters:
+    """The system's record of undelivered messages: a total count and the most recent entries.
+
+    ``count`` is exact since the system started; iterating yields the last ``keep`` entries,
+    oldest first. Each entry is logged (at DEBUG for drops by an overflow policy the actor chose,
+    at WARNING otherwise) with the actor, the message type and the reason.
+
+    Users get this object as ``system.dead_letters``; they never construct it.
+    """
+
+    __slots__ = ("_by_reason", "_count", "_recent")
+
+    def __init__(self, keep: int = 1000) -> None:
+        if keep < 0:
+            raise ValueError(f"dead letters keep must be >= 0, got {keep}")
+        self._recent: deque[DeadLetter] = deque(maxlen=keep)
+        self._count = 0
+        self._by_reason: Counter[DeadLetterReason] = Counter()
+
+    @property
+    def count(self) -> int:
+        """The number of dead letters since the system started."""
+        return self._count
+
+    def count_by_reason(self) -> dict[DeadLetterReason, int]:
+        """Return how many dead letters each reason produced since the system started."""
+        return dict(self._by_reason)
+
+    def __iter__(self) -> Iterator[DeadLetter]:
+        return iter(list(self._recent))
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def __repr__(self) -> str:
+        return f"<DeadLetters count={self._count}, {len(self._recent)} kept>"
+
+    def record(
+        self, target: str, message: object, reason: DeadLetterReason, detail: str = ""
+    ) -> None:
+        """Count and keep one undelivered message, and log it."""
+        self._count += 1
+        self._by_reason[reason] += 1
+        self._recent.append(DeadLetter(target, message, reason, detail))
+        level = (
+            "DEBUG"
+            if reason in (DeadLetterReason.DROPPED_NEWEST, DeadLetterReason.DROPPED_OLDEST)
+            else "WARNING"
+        )
+        logger.bind(actor=target).log(
+            level,
+            "dead letter: {} for {} ({}){}",
+            type(message).__name__,
+            target,
+            reason.value,
+            f": {detail}" if detail else "",
+        )

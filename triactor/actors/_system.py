@@ -1,0 +1,413 @@
+"""``ActorSystem`` and ``open_actor_system``: where actors live, are found, and are shut down."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, cast, final
+
+import attrs
+import cattrs
+import trio
+
+from .._errors import ActorNotFound, ActorStopped
+from .._groups import unwrapped_group
+from ..mailbox import Overflow
+from ._actor import Actor, validate_options
+from ._cell import ActorCell, ExitReason
+from ._dead_letters import DeadLetters
+from ._ref import ActorRef, LocalActorRef
+
+__all__ = [
+    "ActorSystem",
+    "Spawnable",
+    "SystemStatistics",
+    "Terminated",
+    "open_actor_system",
+]
+
+
+class Spawnable(Protocol):
+    """Something other than an Actor class that ``system.spawn`` can start (a Supervisor)."""
+
+    async def spawn_into(self, system: ActorSystem, nursery: trio.Nursery) -> ActorRef:
+        """Start in ``nursery`` as a top-level member of ``system``; return its ref."""
+        ...
+
+
+@final
+@attrs.frozen
+class Terminated:
+    """The notice that an actor stopped for good, from ``system.watch``.
+
+    Attributes:
+        actor: the path of the actor that stopped.
+        reason: ``"normal"``, ``"crashed"`` or ``"cancelled"``.
+        error: ``repr`` of the exception that ended it, or None.
+    """
+
+    actor: str
+    reason: str
+    error: str | None = None
+
+
+@final
+@attrs.frozen
+class SystemStatistics:
+    """A snapshot of an actor system, from :meth:`ActorSystem.statistics`.
+
+    Attributes:
+        actors: actors alive now (started and not stopped for good), supervised ones included.
+        top_level: actors (and supervisors) spawned directly on the system and alive now.
+        dead_letters: dead letters since the system started.
+        shutting_down: whether the system has begun its shutdown.
+    """
+
+    actors: int
+    top_level: int
+    dead_letters: int
+    shutting_down: bool
+
+
+def _valid_name(name: object, owner: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{owner}: an actor name must be a str, got {name!r}")
+    if not name or "/" in name:
+        raise ValueError(f"{owner}: an actor name must be non-empty and contain no '/', got {name!r}")
+    return name
+
+
+@final
+class ActorSystem:
+    """The home of a set of actors: spawns them, finds them by name, records dead letters.
+
+    Get one from :func:`open_actor_system` (or ``triactor.run`` / ``start_in_thread``); never
+    construct it. All actors of a system run as tasks in the nursery that the ``async with``
+    opened, so none outlives it. Leaving the block stops the actors gracefully, the most
+    recently spawned first, each within its ``shutdown_timeout``.
+
+    An actor spawned directly on the system has no supervisor: if it crashes, the crash is
+    logged once with its traceback and raised out of ``open_actor_system``, cancelling the
+    block, exactly like an error in a nursery task. Put actors under a
+    :class:`~triactor.Supervisor` to have them restarted instead.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        *,
+        thread_limiter: trio.CapacityLimiter,
+        check_messages: bool,
+        dead_letters_kept: int,
+    ) -> None:
+        self._nursery = nursery
+        self.thread_limiter = thread_limiter
+        #: Whether every message's type is checked (once per type) to round-trip through cattrs.
+        self.check_messages = check_messages
+        self.dead_letters = DeadLetters(dead_letters_kept)
+        self._cells_by_name: dict[str, ActorCell] = {}
+        self._cells_by_path: dict[str, ActorCell] = {}
+        self._top_level: dict[ActorCell | ActorRef, None] = {}
+        self._serial = itertools.count(1)
+        self._checked_types: set[type] = set()
+        self._converter = cattrs.Converter()
+        self._shutting_down = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<ActorSystem {len(self._cells_by_path)} actors, "
+            f"{self.dead_letters.count} dead letters"
+            f"{', shutting down' if self._shutting_down else ''}>"
+        )
+
+    # -- spawning -------------------------------------------------------------------------------
+
+    async def spawn(
+        self,
+        target: type[Actor] | Spawnable,
+        *args: Any,
+        name: str | None = None,
+        mailbox_capacity: int | None = None,
+        overflow: Overflow | None = None,
+        max_concurrency: int | None = None,
+        shutdown_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Start an actor (or a supervisor tree) and return its ref.
+
+        ``args`` and ``kwargs`` go to the actor's constructor; the keyword options override the
+        class's defaults for this actor. Returns once the actor's ``on_start`` has completed.
+
+        Raises:
+            TypeError: if ``target`` is neither an Actor subclass nor a Supervisor, or an option
+                has the wrong type.
+            ValueError: if the name is taken or malformed, or an option is out of range.
+            ActorStopped: if the system is shutting down.
+            Exception: whatever the actor's constructor or ``on_start`` raised.
+        """
+        if not isinstance(target, type) and hasattr(target, "spawn_into"):
+            if args or kwargs:
+                raise TypeError("spawn(supervisor) takes no constructor arguments")
+            self._check_open(type(target).__name__)
+            ref = await cast(Spawnable, target).spawn_into(self, self._nursery)
+            self._top_level[ref] = None
+            return ref
+        cell = self.new_cell(
+            target,
+            args,
+            kwargs,
+            name=name,
+            parent_path="",
+            mailbox_capacity=mailbox_capacity,
+            overflow=overflow,
+            max_concurrency=max_concurrency,
+            shutdown_timeout=shutdown_timeout,
+        )
+        self._top_level[cell] = None
+        try:
+            instance = cell.construct()
+        except BaseException as exc:
+            cell.finalize(ExitReason.CRASHED, exc)
+            raise
+        if type(instance).on_start is Actor.on_start:
+            # Nothing can fail before the first message: no need to wait for the task to run.
+            self._nursery.start_soon(self._run_unsupervised, cell, instance, name=cell.path)
+        else:
+            await self._nursery.start(self._run_unsupervised, cell, instance, name=cell.path)
+        return cell.ref
+
+    def new_cell(
+        self,
+        target: object,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        name: str | None,
+        parent_path: str,
+        mailbox_capacity: int | None = None,
+        overflow: Overflow | None = None,
+        max_concurrency: int | None = None,
+        shutdown_timeout: float | None = None,
+    ) -> ActorCell:
+        """Validate and register a new actor cell (used by ``spawn`` and by supervisors).
+
+        Raises:
+            TypeError, ValueError: for a bad target, name or option (see :meth:`spawn`).
+            ActorStopped: if the system is shutting down.
+        """
+        if not (isinstance(target, type) and issubclass(target, Actor)):
+            raise TypeError(
+                f"spawn takes an Actor subclass or a Supervisor, got {target!r}; "
+                "subclass triactor.Actor and pass the class itself"
+            )
+        owner = target.__qualname__
+        self._check_open(owner)
+        if name is None:
+            name = f"{target.__name__}-{next(self._serial)}"
+        name = _valid_name(name, owner)
+        if name in self._cells_by_name:
+            raise ValueError(
+                f"an actor named {name!r} already runs at {self._cells_by_name[name].path}; "
+                "names are unique in a system: pick another name or stop that actor first"
+            )
+        options = {
+            "mailbox_capacity": target.mailbox_capacity if mailbox_capacity is None else mailbox_capacity,
+            "overflow": target.overflow if overflow is None else overflow,
+            "max_concurrency": target.max_concurrency if max_concurrency is None else max_concurrency,
+            "shutdown_timeout": target.shutdown_timeout if shutdown_timeout is None else shutdown_timeout,
+        }
+        validate_options(f"{owner} {name!r}", **options)
+        cell = ActorCell(self, target, args, kwargs, name=name, path=f"{parent_path}/{name}", **options)
+        self._cells_by_name[name] = cell
+        self._cells_by_path[cell.path] = cell
+        return cell
+
+    def _check_open(self, owner: str) -> None:
+        if self._shutting_down:
+            raise ActorStopped(f"cannot spawn {owner}: the actor system is shutting down")
+
+    async def _run_unsupervised(
+        self,
+        cell: ActorCell,
+        instance: Actor,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            reason = await cell.run_incarnation(instance, task_status)
+        except Exception as exc:
+            if cell.started:
+                cell.log.opt(exception=exc).error(
+                    "actor {} crashed and has no supervisor: {!r}; stopping the actor system",
+                    cell.path,
+                    exc,
+                )
+            cell.finalize(ExitReason.CRASHED, exc)
+            raise
+        except BaseException as exc:
+            cell.finalize(ExitReason.CANCELLED, exc)
+            raise
+        cell.finalize(reason)
+
+    # -- finding --------------------------------------------------------------------------------
+
+    def lookup(self, name: str) -> ActorRef:
+        """Return the ref of the live actor with this name (or path, starting with ``/``).
+
+        Finds supervised actors too, under the name their ``ChildSpec`` gave them.
+
+        Raises:
+            ActorNotFound: if no live actor has that name or path.
+        """
+        cell = (self._cells_by_path if name.startswith("/") else self._cells_by_name).get(name)
+        if cell is None:
+            known = ", ".join(sorted(self._cells_by_name)[:20]) or "none"
+            raise ActorNotFound(
+                f"no live actor named {name!r} in this system; live actors: {known}"
+            )
+        return cell.ref
+
+    def actors(self) -> list[ActorRef]:
+        """Return the refs of every live actor, in spawn order."""
+        return [cell.ref for cell in self._cells_by_path.values()]
+
+    def _cell_of(self, ref: ActorRef) -> ActorCell:
+        if not isinstance(ref, LocalActorRef):
+            raise TypeError(f"expected a ref from this actor system, got {ref!r}")
+        return ref._cell
+
+    async def watch(self, ref: ActorRef) -> Terminated:
+        """Wait until the actor stops for good and return its :class:`Terminated` notice.
+
+        Restarts are not deaths: a supervised actor that is restarted does not end the wait.
+        Watching an actor that has already stopped returns its notice at once.
+
+        Raises:
+            TypeError: if ``ref`` is not a ref of this system.
+        """
+        cell = self._cell_of(ref)
+        await cell.terminated.wait()
+        return self.terminated_notice(cell)
+
+    @staticmethod
+    def terminated_notice(cell: ActorCell) -> Terminated:
+        """The :class:`Terminated` notice for a cell that has stopped for good."""
+        reason = cell.exit_reason.value if cell.exit_reason is not None else "normal"
+        error = repr(cell.exit_error) if cell.exit_error is not None else None
+        return Terminated(cell.path, reason, error)
+
+    def _forget(self, cell: ActorCell) -> None:
+        if self._cells_by_name.get(cell.name) is cell:
+            del self._cells_by_name[cell.name]
+        if self._cells_by_path.get(cell.path) is cell:
+            del self._cells_by_path[cell.path]
+        self._top_level.pop(cell, None)
+
+    def forget_top_level(self, ref: ActorRef) -> None:
+        """Drop a stopped top-level supervisor from the shutdown list."""
+        self._top_level.pop(ref, None)
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def check_message(self, message: object) -> None:
+        """Check (once per type) that ``message`` survives a cattrs round trip.
+
+        Raises:
+            TypeError: if the message's type cannot be unstructured and structured again.
+        """
+        kind = type(message)
+        if kind in self._checked_types:
+            return
+        try:
+            data = self._converter.unstructure(message)
+            self._converter.structure(data, kind)
+        except Exception as exc:
+            raise TypeError(
+                f"message type {kind.__qualname__} cannot be serialized for a transport ({exc!r}); "
+                "make messages attrs classes of plain data (no handles, locks or lambdas)"
+            ) from exc
+        self._checked_types.add(kind)
+
+    def statistics(self) -> SystemStatistics:
+        """Return a :class:`SystemStatistics` snapshot."""
+        return SystemStatistics(
+            actors=len(self._cells_by_path),
+            top_level=len(self._top_level),
+            dead_letters=self.dead_letters.count,
+            shutting_down=self._shutting_down,
+        )
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    async def stop_cell(self, cell: ActorCell, *, drain: bool) -> None:
+        """Stop one actor within its shutdown timeout; past it, the actor is cancelled."""
+        deadline = trio.current_time() + cell.shutdown_timeout
+        await cell.request_stop(drain=drain, deadline=deadline).wait()
+
+    async def shutdown(self) -> None:
+        """Stop every top-level actor and supervisor, the most recently spawned first.
+
+        Each actor drains its mailbox (refusing new messages) within its ``shutdown_timeout``,
+        then runs ``on_stop``; one that overruns is cancelled. Runs shielded from cancellation,
+        bounded by the timeouts. Called when the ``open_actor_system`` block exits.
+        """
+        self._shutting_down = True
+        with trio.CancelScope(shield=True):
+            while self._top_level:
+                member = next(reversed(self._top_level))
+                self._top_level.pop(member)
+                if isinstance(member, ActorCell):
+                    await self.stop_cell(member, drain=True)
+                else:
+                    await member.stop()
+
+
+@asynccontextmanager
+async def open_actor_system(
+    *,
+    thread_limit: int | None = None,
+    check_messages: bool = False,
+    dead_letters_kept: int = 1000,
+) -> AsyncIterator[ActorSystem]:
+    """Open an actor system whose actors live as long as the ``async with`` block.
+
+    Example::
+
+        async with open_actor_system() as system:
+            counter = await system.spawn(Counter, 5, name="counter")
+            await counter.tell(Add(2))
+            assert await counter.ask(Total()) == 7
+
+    Leaving the block stops every actor gracefully (the most recently spawned first; each drains
+    its mailbox and runs ``on_stop`` within its ``shutdown_timeout``). An unsupervised actor's
+    crash cancels the block and is raised out of it as the actor's own exception, not wrapped in
+    an exception group (several distinct errors stay grouped, so none is lost).
+
+    Args:
+        thread_limit: how many sync (plain ``def``) handlers may run in threads at once, over all
+            actors of the system; default: Trio's default thread limiter.
+        check_messages: check each message type once for a cattrs round trip, so that messages
+            stay carriable by a remote transport (raises :class:`TypeError` at the sender).
+        dead_letters_kept: how many recent dead letters ``system.dead_letters`` keeps.
+
+    Raises:
+        ValueError: if ``thread_limit`` is less than 1 or ``dead_letters_kept`` is negative.
+    """
+    if thread_limit is None:
+        limiter = trio.to_thread.current_default_thread_limiter()
+    else:
+        if thread_limit < 1:
+            raise ValueError(f"thread_limit must be at least 1, got {thread_limit}")
+        limiter = trio.CapacityLimiter(thread_limit)
+    with unwrapped_group():
+        async with trio.open_nursery() as nursery:
+            system = ActorSystem(
+                nursery,
+                thread_limiter=limiter,
+                check_messages=check_messages,
+                dead_letters_kept=dead_letters_kept,
+            )
+            try:
+                yield system
+            finally:
+                await system.shutdown()

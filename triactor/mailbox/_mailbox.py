@@ -1,0 +1,406 @@
+"""The bounded, priority-laned mailbox every actor reads from.
+
+The mailbox knows nothing about actors: it stores opaque items, applies the overflow policy, and
+reports what it drops through a callback. One consumer task reads it; any number of tasks write.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Final, final
+
+import attrs
+import trio
+from outcome import Value
+from trio.lowlevel import (
+    Abort,
+    RaiseCancelT,
+    Task,
+    checkpoint_if_cancelled,
+    current_task,
+    enable_ki_protection,
+    reschedule,
+    wait_task_rescheduled,
+)
+
+from .._errors import MailboxFull
+from ._overflow import Overflow
+
+__all__ = ["EMPTY", "DropReason", "Mailbox", "MailboxStatistics"]
+
+
+@final
+class _Empty:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+#: Returned by :meth:`Mailbox.pop_nowait` when nothing is queued.
+EMPTY: Final = _Empty()
+
+#: Why the mailbox dropped an item: the overflow policy that dropped it.
+DropReason = Overflow
+
+@final
+@attrs.frozen
+class MailboxStatistics:
+    """A snapshot of one mailbox, returned by :meth:`Mailbox.statistics`.
+
+    Attributes:
+        depth: user messages queued now, over all priority lanes.
+        capacity: the most user messages the mailbox holds.
+        high_water: the largest depth seen since the mailbox was made.
+        control_depth: system messages queued in the control lane (not bounded, not counted in
+            ``depth``).
+        senders_waiting: senders blocked by ``Overflow.BLOCK``, waiting for room.
+        dropped: messages the overflow policy dropped since the mailbox was made.
+        closed: whether the mailbox refuses new messages (its actor is stopping for good).
+    """
+
+    depth: int
+    capacity: int
+    high_water: int
+    control_depth: int
+    senders_waiting: int
+    dropped: int
+    closed: bool
+
+
+@final
+class Mailbox:
+    """A bounded queue of user messages with priority lanes, plus an unbounded control lane.
+
+    Items are taken highest priority first (``priority`` is an int, larger is more urgent, the
+    default is 0) and in arrival order within one priority. The control lane is read before any
+    user message and is never full, so a stop request gets through a mailbox that is full.
+
+    When the mailbox is full, ``overflow`` decides (see :class:`~triactor.Overflow`). Items that
+    a policy drops are passed to ``on_drop(item, reason)``; the actor runtime turns them into
+    dead letters.
+
+    Args:
+        capacity: the most user messages held at once; must be at least 1.
+        overflow: the policy for a full mailbox.
+        owner: the path of the actor that reads this mailbox, for error messages.
+        on_drop: called with each item a policy drops and the policy that dropped it.
+        describe: names an item's message type in error messages.
+
+    Raises:
+        ValueError: if ``capacity`` is less than 1.
+        TypeError: if ``capacity`` is not an int or ``overflow`` is not an :class:`Overflow`.
+    """
+
+    __slots__ = (
+        "_capacity",
+        "_closed",
+        "_consumer",
+        "_control",
+        "_default_lane",
+        "_describe",
+        "_dropped",
+        "_high_water",
+        "_lanes",
+        "_on_drop",
+        "_order",
+        "_overflow",
+        "_owner",
+        "_putters",
+        "_size",
+    )
+
+    def __init__(
+        self,
+        capacity: int,
+        overflow: Overflow,
+        *,
+        owner: str,
+        on_drop: Callable[[object, Overflow], None],
+        describe: Callable[[object], str] = lambda item: type(item).__name__,
+    ) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool):
+            raise TypeError(
+                f"mailbox capacity of actor {owner!r} must be an int, got {capacity!r}"
+            )
+        if capacity < 1:
+            raise ValueError(
+                f"mailbox capacity of actor {owner!r} must be at least 1, got {capacity}; "
+                "use a larger bound, or Overflow.DROP_OLDEST to keep only the newest messages"
+            )
+        if not isinstance(overflow, Overflow):
+            raise TypeError(
+                f"overflow of actor {owner!r} must be a triactor.Overflow, got {overflow!r}"
+            )
+        self._capacity = capacity
+        self._overflow = overflow
+        self._owner = owner
+        self._on_drop = on_drop
+        self._describe = describe
+        self._default_lane: deque[object] = deque()
+        # Lanes by priority, made when a priority other than 0 is first used (most mailboxes
+        # never see one, and an actor should cost little memory). ``_order`` then lists the
+        # priorities present, most urgent first; the default lane is always among them.
+        self._lanes: dict[int, deque[object]] | None = None
+        self._order: list[int] | None = None
+        self._control: deque[object] | None = None
+        self._size = 0
+        self._high_water = 0
+        self._dropped = 0
+        self._closed = False
+        self._consumer: Task | None = None
+        # Blocked senders in arrival order, with the item and priority each is waiting to put;
+        # made when a sender first has to wait.
+        self._putters: OrderedDict[Task, tuple[object, int]] | None = None
+
+    # -- introspection --------------------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """The most user messages the mailbox holds at once."""
+        return self._capacity
+
+    @property
+    def overflow(self) -> Overflow:
+        """The policy applied when the mailbox is full."""
+        return self._overflow
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: new items are refused."""
+        return self._closed
+
+    def __len__(self) -> int:
+        return self._size
+
+    def statistics(self) -> MailboxStatistics:
+        """Return a :class:`MailboxStatistics` snapshot of this mailbox."""
+        return MailboxStatistics(
+            depth=self._size,
+            capacity=self._capacity,
+            high_water=self._high_water,
+            control_depth=len(self._control) if self._control else 0,
+            senders_waiting=len(self._putters) if self._putters else 0,
+            dropped=self._dropped,
+            closed=self._closed,
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Mailbox of {self._owner} {self._size}/{self._capacity} {state}, "
+            f"{len(self._putters) if self._putters else 0} senders waiting>"
+        )
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _append(self, item: object, priority: int) -> None:
+        if priority == 0:
+            self._default_lane.append(item)
+        else:
+            if self._lanes is None or self._order is None:
+                self._lanes = {0: self._default_lane}
+                self._order = [0]
+            lane = self._lanes.get(priority)
+            if lane is None:
+                lane = self._lanes[priority] = deque()
+                self._order.append(priority)
+                self._order.sort(reverse=True)
+            lane.append(item)
+        self._size += 1
+        if self._size > self._high_water:
+            self._high_water = self._size
+        consumer = self._consumer
+        if consumer is not None:
+            self._consumer = None
+            reschedule(consumer)
+
+    def _drop(self, item: object, reason: Overflow) -> None:
+        self._dropped += 1
+        self._on_drop(item, reason)
+
+    def _overflowing(self, item: object, priority: int) -> bool:
+        """Apply a non-blocking policy to a full mailbox. Returns whether ``item`` was queued."""
+        overflow = self._overflow
+        if overflow is Overflow.DROP_OLDEST:
+            self._drop(self._pop_oldest_least_urgent(), overflow)
+            self._append(item, priority)
+            return True
+        if overflow is Overflow.DROP_NEWEST:
+            self._drop(item, overflow)
+            return False
+        if overflow is Overflow.FAIL:
+            raise MailboxFull(
+                f"mailbox of actor {self._owner!r} is full ({self._capacity} messages, "
+                f"Overflow.FAIL); {self._describe(item)} was not sent. Slow the "
+                "sender down, raise mailbox_capacity, or use Overflow.BLOCK for backpressure"
+            )
+        return False  # BLOCK: the caller decides whether to wait
+
+    def _pop_lane(self, most_urgent: bool) -> object:
+        """Pop from the most (or least) urgent non-empty lane; the mailbox must not be empty."""
+        lanes, order = self._lanes, self._order
+        if lanes is None or order is None:
+            item = self._default_lane.popleft()
+            self._size -= 1
+            return item
+        priority = next(p for p in (order if most_urgent else reversed(order)) if lanes[p])
+        lane = lanes[priority]
+        item = lane.popleft()
+        self._size -= 1
+        if not lane and priority != 0:
+            # Lanes other than the default exist only while they hold something.
+            del lanes[priority]
+            order.remove(priority)
+        return item
+
+    def _pop_oldest_least_urgent(self) -> object:
+        return self._pop_lane(most_urgent=False)
+
+    @enable_ki_protection
+    def put_nowait(self, item: object, priority: int = 0) -> bool:
+        """Queue ``item`` without waiting. Returns whether it was queued.
+
+        Under ``Overflow.BLOCK`` a full mailbox returns False and the caller keeps the item;
+        ``DROP_NEWEST`` drops the item (through ``on_drop``) and returns False; ``DROP_OLDEST``
+        makes room and returns True. A closed mailbox returns False and drops nothing.
+
+        Raises:
+            MailboxFull: if the mailbox is full and its policy is ``Overflow.FAIL``.
+        """
+        if self._closed:
+            return False
+        if self._size < self._capacity and not self._putters:
+            self._append(item, priority)
+            return True
+        return self._overflowing(item, priority)
+
+    @enable_ki_protection
+    async def put(self, item: object, priority: int = 0) -> bool:
+        """Queue ``item``, waiting for room if the mailbox is full and its policy is ``BLOCK``.
+
+        Returns True if the item was queued, False if the mailbox is (or became, while waiting)
+        closed or ``DROP_NEWEST`` dropped the item. This is a cancellation point. For speed it is
+        a schedule point only when it has to wait: a sender filling a mailbox runs on until the
+        mailbox is full, and the consumer then takes the queued messages as a batch.
+
+        Raises:
+            MailboxFull: if the mailbox is full and its policy is ``Overflow.FAIL``.
+        """
+        await checkpoint_if_cancelled()
+        if self._closed:
+            return False
+        if self._size < self._capacity and not self._putters:
+            self._append(item, priority)
+            return True
+        if self._overflow is not Overflow.BLOCK:
+            return self._overflowing(item, priority)
+        return await self.wait_to_put(item, priority)
+
+    async def wait_to_put(self, item: object, priority: int = 0) -> bool:
+        """Wait for room to queue ``item`` (the BLOCK policy's wait). Returns whether queued.
+
+        For callers that already tried :meth:`put_nowait` after a cancellation check: this is
+        the slow half of :meth:`put`. Waiting senders are admitted in arrival order.
+        """
+        task = current_task()
+        putters = self._putters
+        if putters is None:
+            putters = self._putters = OrderedDict()
+        putters[task] = (item, priority)
+
+        def abort(_: RaiseCancelT) -> Abort:
+            del putters[task]
+            return Abort.SUCCEEDED
+
+        queued: bool = await wait_task_rescheduled(abort)
+        return queued
+
+    def put_control(self, item: object) -> None:
+        """Queue a system message ahead of every user message. Never blocks, never drops."""
+        if self._control is None:
+            self._control = deque()
+        self._control.append(item)
+        consumer = self._consumer
+        if consumer is not None:
+            self._consumer = None
+            reschedule(consumer)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @enable_ki_protection
+    def pop_nowait(self) -> object:
+        """Take the next item: control lane first, then the most urgent user message.
+
+        Returns :data:`EMPTY` if nothing is queued.
+        """
+        if self._control:
+            return self._control.popleft()
+        if not self._size:
+            return EMPTY
+        if self._order is None:
+            item = self._default_lane.popleft()
+            self._size -= 1
+        else:
+            item = self._pop_lane(most_urgent=True)
+        if self._putters:
+            # Hand the freed place straight to the longest-waiting sender, so no newcomer can
+            # take it first.
+            task, (waiting_item, priority) = self._putters.popitem(last=False)
+            self._append(waiting_item, priority)
+            reschedule(task, Value(True))
+        return item
+
+    async def wait(self) -> None:
+        """Wait until an item is queued (returns at once if one is). A checkpoint.
+
+        Only one task may wait at a time: the mailbox has one consumer.
+
+        Raises:
+            RuntimeError: if another task is already waiting on this mailbox.
+        """
+        if self._control or self._size:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._consumer is not None:
+            raise RuntimeError(f"mailbox of {self._owner!r} already has a waiting consumer")
+        task = current_task()
+        self._consumer = task
+
+        def abort(_: RaiseCancelT) -> Abort:
+            self._consumer = None
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
+
+    # -- closing --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Refuse new items from now on; queued items stay until :meth:`drain` takes them.
+
+        Blocked senders are woken and told their item was not queued (``put`` returns False).
+        Control items are still accepted. Closing twice does nothing more.
+        """
+        self._closed = True
+        while self._putters:
+            task, _ = self._putters.popitem(last=False)
+            reschedule(task, Value(False))
+
+    def drain(self) -> list[object]:
+        """Remove and return every queued user item, most urgent first, oldest first within."""
+        remaining: list[object] = []
+        if self._lanes is None or self._order is None:
+            remaining.extend(self._default_lane)
+        else:
+            for priority in self._order:
+                remaining.extend(self._lanes[priority])
+        self._default_lane.clear()
+        self._lanes = self._order = None
+        self._size = 0
+        while self._putters:
+            # Room just appeared: admit the blocked senders, whose items are now queued too.
+            task, (item, _) = self._putters.popitem(last=False)
+            remaining.append(item)
+            reschedule(task, Value(True))
+        return remaining
