@@ -28,6 +28,16 @@ from .actors import (
     open_actor_system,
 )
 from .mailbox import MailboxStatistics, Overflow
+from .supervision import (
+    Backoff,
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    ChildState,
+    Restart,
+    Strategy,
+    Supervisor,
+)
 
 __all__ = [
     "Actor",
@@ -38,6 +48,11 @@ __all__ = [
     "ActorStatistics",
     "ActorStopped",
     "ActorSystem",
+    "Backoff",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildState",
     "DeadLetter",
     "DeadLetterReason",
     "DeadLetters",
@@ -47,7 +62,10 @@ __all__ = [
     "NoHandler",
     "Overflow",
     "PoolOverloaded",
+    "Restart",
     "RestartIntensityExceeded",
+    "Strategy",
+    "Supervisor",
     "SystemStatistics",
     "Terminated",
     "handler",

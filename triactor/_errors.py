@@ -53,8 +53,35 @@ class RestartIntensityExceeded(ActorError):
     """A supervisor's children crashed more often than its ``max_restarts`` within ``within``.
 
     The supervisor stopped all of its children in reverse order before raising this. Its parent
-    supervisor treats it as a crash of that child; at the root it ends ``triactor.run``.
+    supervisor treats it as a crash of that child; at the root it ends ``triactor.run``. The
+    last child exception is the ``__cause__``, so its traceback prints with this error.
+
+    Attributes:
+        supervisor: the path of the supervisor that gave up.
+        child: the path of the child whose exit spent the budget.
+        restarts: restarts counted in the window, this one included.
+        max_restarts, within: the supervisor's restart intensity.
+        last_error: the child's last exception (None if it exited normally).
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        supervisor: str = "",
+        child: str = "",
+        restarts: int = 0,
+        max_restarts: int = 0,
+        within: float = 0.0,
+        last_error: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.supervisor = supervisor
+        self.child = child
+        self.restarts = restarts
+        self.max_restarts = max_restarts
+        self.within = within
+        self.last_error = last_error
 
 
 class PoolOverloaded(ActorError):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import trio
 
 from ..mailbox import Overflow
 from ._handler import HandlerTable, build_table
@@ -108,6 +111,16 @@ class Actor:
         It runs shielded from cancellation but bounded by ``shutdown_timeout``; an exception
         here is logged and does not hide the reason the actor stopped.
         """
+
+    async def _triactor_run(
+        self,
+        start_and_serve: Callable[[Actor, trio.TaskStatus[None]], Awaitable[None]],
+        instance: Actor,
+        task_status: trio.TaskStatus[None],
+    ) -> None:
+        # The runtime's hook around one incarnation; a supervisor overrides it to hold the
+        # nursery its children run in. Not part of the public API.
+        await start_and_serve(instance, task_status)
 
     # -- the actor's context --------------------------------------------------------------------
 

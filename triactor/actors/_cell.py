@@ -23,6 +23,7 @@ from ..pools._context import default_priority
 from ._actor import Actor
 from ._dead_letters import DeadLetterReason
 from ._request import Request
+from ._system_message import SystemMessage
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -102,6 +103,7 @@ class ActorCell:
         "args",
         "check_messages",
         "current",
+        "draining",
         "exit_error",
         "exit_reason",
         "failures",
@@ -154,6 +156,8 @@ class ActorCell:
         self.state = ActorState.STARTING
         #: Whether the current incarnation got past ``on_start`` (a later error is a crash).
         self.started = False
+        #: Whether the current incarnation is draining its mailbox before a graceful stop.
+        self.draining = False
         self.instance: Actor | None = None
         self.current: object = None
         self.processed = 0
@@ -301,6 +305,7 @@ class ActorCell:
         """
         self.state = ActorState.STARTING
         self.started = False
+        self.draining = False
         cls = self.actor_class
         instance = cls.__new__(cls)
         instance._triactor_cell = self
@@ -321,16 +326,10 @@ class ActorCell:
         if self.actor_class.priority is not None:
             default_priority.set(self.actor_class.priority)
         try:
-            with trio.CancelScope(deadline=self._stop_deadline) as self._scope:
-                await instance.on_start()
-                self.state = ActorState.IDLE
-                self.started = True
-                task_status.started()
-                if self.max_concurrency == 1:
-                    await self._serve_serially(instance)
-                else:
-                    await self._serve_concurrently(instance)
-            if self._scope.cancelled_caught:
+            with trio.CancelScope(deadline=self._stop_deadline) as scope:
+                self._scope = scope
+                await instance._triactor_run(self._start_and_serve, instance, task_status)
+            if scope.cancelled_caught:
                 self.log.warning(
                     "actor {} did not stop by its shutdown deadline ({} s); it was cancelled",
                     self.path,
@@ -343,14 +342,26 @@ class ActorCell:
             self.state = ActorState.STOPPING
             if type(instance).on_stop is not Actor.on_stop:
                 await self._run_on_stop(instance)
+            # However the incarnation ended, a pending stop request is now satisfied: drop it,
+            # so that it cannot stop the next incarnation too.
             stop_event = self._stop_event
-            if stop_event is not None and not self._stop_pending():
+            if stop_event is not None:
+                self.mailbox.discard_control(_Stop)
                 self._stop_event = None
                 self._stop_deadline = math.inf
                 stop_event.set()
 
-    def _stop_pending(self) -> bool:
-        return any(item.__class__ is _Stop for item in self.mailbox._control or ())
+    async def _start_and_serve(
+        self, instance: Actor, task_status: trio.TaskStatus[None]
+    ) -> None:
+        await instance.on_start()
+        self.state = ActorState.IDLE
+        self.started = True
+        task_status.started()
+        if self.max_concurrency == 1:
+            await self._serve_serially(instance)
+        else:
+            await self._serve_concurrently(instance)
 
     async def _run_on_stop(self, instance: Actor) -> None:
         with trio.CancelScope(shield=True) as scope:
@@ -387,7 +398,7 @@ class ActorCell:
             if item.__class__ is _Stop:
                 if not item.drain:  # type: ignore[attr-defined]
                     return
-                draining = True
+                draining = self.draining = True
                 mailbox.close()
                 continue
             await handle(instance, item)
@@ -427,7 +438,7 @@ class ActorCell:
             if item.__class__ is _Stop:
                 if not item.drain:  # type: ignore[attr-defined]
                     return  # handlers in flight finish; the shutdown timeout bounds them
-                draining = True
+                draining = self.draining = True
                 mailbox.close()
                 continue
             await slots.acquire()
@@ -464,13 +475,17 @@ class ActorCell:
             )
             if request is not None:
                 request.complete(outcome.Error(exc))
-            self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
+            if not isinstance(message, SystemMessage):
+                self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
             raise
         except BaseException:
             # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang.
             if request is not None:
                 request.complete(outcome.Error(self.stopped_error(message)))
-            self.dead_letter(message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it")
+            if not isinstance(message, SystemMessage):
+                self.dead_letter(
+                    message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it"
+                )
             raise
         finally:
             self.current = None

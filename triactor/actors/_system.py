@@ -9,15 +9,17 @@ from typing import Any, Protocol, cast, final
 
 import attrs
 import cattrs
+import outcome
 import trio
 
-from .._errors import ActorNotFound, ActorStopped
+from .._errors import ActorNotFound, ActorStopped, RestartIntensityExceeded
 from .._groups import unwrapped_group
 from ..mailbox import Overflow
 from ._actor import Actor, validate_options
 from ._cell import ActorCell, ExitReason
 from ._dead_letters import DeadLetters
 from ._ref import ActorRef, LocalActorRef
+from ._system_message import SystemMessage
 
 __all__ = [
     "ActorSystem",
@@ -236,7 +238,8 @@ class ActorSystem:
         try:
             reason = await cell.run_incarnation(instance, task_status)
         except Exception as exc:
-            if cell.started:
+            # A supervisor that gave up has logged it already.
+            if cell.started and not isinstance(exc, RestartIntensityExceeded):
                 cell.log.opt(exception=exc).error(
                     "actor {} crashed and has no supervisor: {!r}; stopping the actor system",
                     cell.path,
@@ -307,6 +310,78 @@ class ActorSystem:
         """Drop a stopped top-level supervisor from the shutdown list."""
         self._top_level.pop(ref, None)
 
+    # -- supervisors' dynamic children ----------------------------------------------------------
+
+    def _supervisor_ref(self, supervisor: ActorRef | str) -> ActorRef:
+        from ..supervision._supervisor import SupervisorActor
+
+        ref = self.lookup(supervisor) if isinstance(supervisor, str) else supervisor
+        if self._cell_of(ref).actor_class is not SupervisorActor:
+            raise TypeError(f"{ref.path!r} is not a supervisor")
+        return ref
+
+    async def start_child(self, supervisor: ActorRef | str, spec: Any) -> ActorRef:
+        """Start a dynamic child (a ``ChildSpec`` or ``Supervisor``) under a running supervisor.
+
+        The child is supervised like the static ones, by the supervisor's strategy, and is
+        stopped (in parallel with the other dynamic children) before them.
+
+        Raises:
+            ActorNotFound: if no supervisor of that name runs.
+            TypeError: if ``supervisor`` names an actor that is not a supervisor.
+            ValueError: if the child's name is taken.
+            Exception: whatever the child's constructor or ``on_start`` raised (the child is
+                then not kept, and the supervisor's restart budget is untouched).
+        """
+        from ..supervision._supervisor import StartChild
+
+        ref = self._supervisor_ref(supervisor)
+        result: outcome.Outcome[ActorRef] = await ref.ask(StartChild(spec))
+        return result.unwrap()
+
+    async def terminate_child(self, supervisor: ActorRef | str, name: str) -> None:
+        """Stop a supervisor's child for good (within its shutdown timeout) and forget it.
+
+        Raises:
+            ActorNotFound: if there is no such supervisor, or it has no child ``name``.
+        """
+        from ..supervision._supervisor import TerminateChild
+
+        ref = self._supervisor_ref(supervisor)
+        result: outcome.Outcome[None] = await ref.ask(TerminateChild(name))
+        result.unwrap()
+
+    async def which_children(self, supervisor: ActorRef | str) -> list[Any]:
+        """Return a ``ChildInfo`` for each child of a running supervisor, in start order.
+
+        Raises:
+            ActorNotFound: if no supervisor of that name runs.
+        """
+        from ..supervision._supervisor import WhichChildren
+
+        children: list[Any] = await self._supervisor_ref(supervisor).ask(WhichChildren())
+        return children
+
+    async def count_children(self, supervisor: ActorRef | str) -> Any:
+        """Return the ``ChildCounts`` of a running supervisor (exact, even under churn).
+
+        Raises:
+            ActorNotFound: if no supervisor of that name runs.
+        """
+        from ..supervision._supervisor import ChildCounts, ChildState
+
+        children = await self.which_children(supervisor)
+        states = [child.state for child in children]
+        supervisors = sum(child.supervisor for child in children)
+        return ChildCounts(
+            specs=len(children),
+            running=states.count(ChildState.RUNNING),
+            restarting=states.count(ChildState.RESTARTING),
+            stopped=states.count(ChildState.STOPPED),
+            supervisors=supervisors,
+            workers=len(children) - supervisors,
+        )
+
     # -- messages -------------------------------------------------------------------------------
 
     def check_message(self, message: object) -> None:
@@ -316,7 +391,7 @@ class ActorSystem:
             TypeError: if the message's type cannot be unstructured and structured again.
         """
         kind = type(message)
-        if kind in self._checked_types:
+        if kind in self._checked_types or isinstance(message, SystemMessage):
             return
         try:
             data = self._converter.unstructure(message)

@@ -327,6 +327,11 @@ class Mailbox:
             self._consumer = None
             reschedule(consumer)
 
+    def discard_control(self, kind: type) -> None:
+        """Remove every queued control item of class ``kind``."""
+        if self._control:
+            self._control = deque(item for item in self._control if item.__class__ is not kind)
+
     # -- reading --------------------------------------------------------------------------------
 
     @enable_ki_protection

@@ -1,0 +1,569 @@
+"""The running side of supervision: the supervisor actor that starts, watches and restarts.
+
+A running supervisor is an actor. Its children run as tasks in a nursery that the supervisor's
+incarnation holds open; when a child's incarnation ends, the task that ran it posts a
+``_ChildExited`` notice to the supervisor's control lane, and the supervisor handles it like
+any message, one at a time. Restart decisions therefore never race each other.
+
+The children's cells (their names, refs and mailboxes) live in a ``_Children`` registry that
+is passed as a constructor argument, so it survives restarts of the supervisor itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, final
+
+import attrs
+import outcome
+import trio
+
+from .._errors import ActorNotFound, RestartIntensityExceeded
+from .._groups import unwrapped_group
+from ..actors import Actor, ActorRef, handler
+from ..actors._cell import ActorCell, ActorState, ExitReason
+from ..actors._system_message import SystemMessage
+from ._spec import Backoff, ChildSpec, Restart, Strategy, Supervisor
+
+if TYPE_CHECKING:
+    from ..actors import ActorSystem
+
+__all__ = [
+    "ChildCounts",
+    "ChildInfo",
+    "ChildState",
+    "SupervisorActor",
+    "spawn_supervisor",
+]
+
+
+class ChildState(enum.Enum):
+    """Where a supervised child is.
+
+    Attributes:
+        RUNNING: its current incarnation is running.
+        RESTARTING: it exited and waits (backoff, or the strategy) to be started again.
+        STOPPED: it exited for good (a transient child that stopped normally).
+    """
+
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
+
+
+@final
+@attrs.frozen
+class ChildInfo:
+    """One child of a supervisor, as ``system.which_children`` reports it.
+
+    Attributes:
+        name: the child's name.
+        path: the child's path.
+        ref: the child's ref (valid across its restarts).
+        supervisor: whether the child is itself a supervisor.
+        state: see :class:`ChildState`.
+        restart: its restart type.
+        restarts: how many times it was restarted.
+        dynamic: whether it was added at run time with ``start_child``.
+    """
+
+    name: str
+    path: str
+    ref: ActorRef
+    supervisor: bool
+    state: ChildState
+    restart: Restart
+    restarts: int
+    dynamic: bool
+
+
+@final
+@attrs.frozen
+class ChildCounts:
+    """How many children a supervisor has, by kind and state (``system.count_children``).
+
+    Attributes:
+        specs: all children it knows (running, restarting or stopped).
+        running, restarting, stopped: by :class:`ChildState`.
+        supervisors: children that are supervisors.
+        workers: children that are plain actors.
+    """
+
+    specs: int
+    running: int
+    restarting: int
+    stopped: int
+    supervisors: int
+    workers: int
+
+
+# -- system messages the supervisor handles ------------------------------------------------------
+
+
+@final
+class _ChildExited(SystemMessage):
+    __slots__ = ("error", "incarnation", "name", "reason")
+
+    def __init__(
+        self, name: str, incarnation: int, reason: ExitReason, error: BaseException | None
+    ) -> None:
+        self.name = name
+        self.incarnation = incarnation
+        self.reason = reason
+        self.error = error
+
+
+@final
+class _RestartDue(SystemMessage):
+    __slots__ = ("names", "token")
+
+    def __init__(self, names: tuple[str, ...], token: int) -> None:
+        self.names = names
+        self.token = token
+
+
+@final
+class StartChild(SystemMessage):
+    """Ask a supervisor to start a dynamic child (``system.start_child`` sends it)."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: ChildSpec | Supervisor) -> None:
+        self.spec = spec
+
+
+@final
+class TerminateChild(SystemMessage):
+    """Ask a supervisor to stop a child for good (``system.terminate_child`` sends it)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@final
+class WhichChildren(SystemMessage):
+    """Ask a supervisor for its children's :class:`ChildInfo` list."""
+
+    __slots__ = ()
+
+
+# -- bookkeeping ---------------------------------------------------------------------------------
+
+
+@final
+class _Child:
+    """A supervisor's record of one child: spec, cell, and restart bookkeeping."""
+
+    __slots__ = (
+        "attempts",
+        "cell",
+        "dynamic",
+        "incarnation",
+        "live",
+        "restart",
+        "running",
+        "spec",
+        "started_at",
+        "state",
+    )
+
+    def __init__(self, spec: ChildSpec | Supervisor, cell: ActorCell, dynamic: bool) -> None:
+        self.spec = spec
+        self.cell = cell
+        self.dynamic = dynamic
+        self.restart = spec.restart
+        self.state = ChildState.RESTARTING  # not started yet
+        self.incarnation = 0
+        # The incarnation whose exit notice the supervisor still expects, or None when the
+        # supervisor itself stopped it (its notice is then stale and ignored).
+        self.live: int | None = None
+        #: Whether an incarnation of the child is running right now.
+        self.running = False
+        self.attempts = 0
+        self.started_at = -math.inf
+
+    @property
+    def backoff(self) -> Backoff | None:
+        return self.spec.backoff if isinstance(self.spec, ChildSpec) else None
+
+    def info(self) -> ChildInfo:
+        return ChildInfo(
+            name=self.cell.name,
+            path=self.cell.path,
+            ref=self.cell.ref,
+            supervisor=isinstance(self.spec, Supervisor),
+            state=self.state,
+            restart=self.restart,
+            restarts=self.cell.restarts,
+            dynamic=self.dynamic,
+        )
+
+
+@final
+class _Children:
+    """The children of one supervisor, in start order; outlives the supervisor's restarts."""
+
+    __slots__ = ("by_name", "finalizer_installed")
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, _Child] = {}
+        self.finalizer_installed = False
+
+    def ordered(self) -> list[_Child]:
+        return list(self.by_name.values())
+
+    def finalize_all(self, _: ActorCell) -> None:
+        # The supervisor stopped for good: so do its children (and, through their own
+        # finalizers, their subtrees), the last started first.
+        for child in reversed(self.ordered()):
+            child.cell.finalize(ExitReason.NORMAL)
+        self.by_name.clear()
+
+
+def _cell_options(spec: ChildSpec | Supervisor) -> dict[str, Any]:
+    if isinstance(spec, Supervisor):
+        return {"shutdown_timeout": math.inf if spec.shutdown_timeout is None else spec.shutdown_timeout}
+    return {
+        "mailbox_capacity": spec.mailbox_capacity,
+        "overflow": spec.overflow,
+        "max_concurrency": spec.max_concurrency,
+        "shutdown_timeout": spec.shutdown_timeout,
+    }
+
+
+def _new_child_cell(system: ActorSystem, spec: ChildSpec | Supervisor, parent: str) -> ActorCell:
+    if isinstance(spec, Supervisor):
+        return system.new_cell(
+            SupervisorActor, (spec, _Children()), {}, name=spec.name, parent_path=parent,
+            **_cell_options(spec),
+        )
+    return system.new_cell(
+        spec.actor, spec.args, dict(spec.kwargs), name=spec.name, parent_path=parent,
+        **_cell_options(spec),
+    )
+
+
+async def spawn_supervisor(system: ActorSystem, spec: Supervisor) -> ActorRef:
+    """Start ``spec`` as a top-level tree of ``system`` and return the root supervisor's ref."""
+    return await system.spawn(
+        SupervisorActor, spec, _Children(), name=spec.name, **_cell_options(spec)
+    )
+
+
+# -- the supervisor actor ------------------------------------------------------------------------
+
+
+class SupervisorActor(Actor):
+    """The actor that runs a :class:`~triactor.Supervisor` spec. Made by the runtime only."""
+
+    mailbox_capacity = 1000
+
+    def __init__(self, spec: Supervisor, children: _Children) -> None:
+        self._spec = spec
+        self._children = children
+        self._nursery: trio.Nursery | None = None
+        self._restart_token = 0
+        self._rng = random.Random()
+        # Trio times of the restarts inside the intensity window; a restarted supervisor
+        # starts with a fresh budget, as in OTP.
+        self._restart_times: deque[float] = deque()
+        cell = self._triactor_cell
+        if not children.finalizer_installed:
+            children.finalizer_installed = True
+            cell.add_watcher(children.finalize_all)
+        if not children.by_name:
+            for child_spec in spec.children:
+                self._add(child_spec, dynamic=False)
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    async def _triactor_run(self, start_and_serve: Any, instance: Actor, task_status: Any) -> None:
+        with unwrapped_group():
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    await start_and_serve(instance, task_status)
+                finally:
+                    await self._stop_children(
+                        self._children.ordered(), drain=self._triactor_cell.draining
+                    )
+                    nursery.cancel_scope.cancel()  # pending backoff timers
+
+    async def on_start(self) -> None:
+        # Temporary children that exited while this supervisor was down stay removed.
+        await self._start_group(
+            [c for c in self._children.ordered() if c.state is not ChildState.STOPPED]
+        )
+
+    # -- children's lives -----------------------------------------------------------------------
+
+    def _add(self, spec: ChildSpec | Supervisor, *, dynamic: bool) -> _Child:
+        cell = _new_child_cell(self.system, spec, self.path)
+        child = _Child(spec, cell, dynamic)
+        self._children.by_name[spec.name] = child
+        return child
+
+    def _remove(self, child: _Child, reason: ExitReason, error: BaseException | None = None) -> None:
+        self._children.by_name.pop(child.cell.name, None)
+        child.cell.finalize(reason, error)
+
+    async def _start(self, child: _Child) -> None:
+        """Start one incarnation of ``child``; raises what its constructor or on_start raised."""
+        assert self._nursery is not None
+        cell = child.cell
+        if child.incarnation:
+            cell.restarts += 1
+        child.incarnation += 1
+        instance = cell.construct()
+        child.running = True
+        try:
+            await self._nursery.start(
+                self._run_child, child, instance, child.incarnation, name=cell.path
+            )
+        except BaseException:
+            child.running = False
+            raise
+        child.state = ChildState.RUNNING
+        child.live = child.incarnation
+        child.started_at = trio.current_time()
+
+    async def _run_child(
+        self, child: _Child, instance: Actor, incarnation: int, task_status: trio.TaskStatus[None]
+    ) -> None:
+        error: BaseException | None = None
+        try:
+            reason = await child.cell.run_incarnation(instance, task_status)
+        except Exception as exc:
+            if not child.cell.started:
+                raise  # a start failure: raised to _start, which counts it as a crash
+            reason, error = ExitReason.CRASHED, exc
+        finally:
+            child.running = False
+        # Cancelled, KeyboardInterrupt and SystemExit propagate: never supervised.
+        self._triactor_cell.mailbox.put_control(
+            _ChildExited(child.cell.name, incarnation, reason, error)
+        )
+
+    async def _start_group(self, group: list[_Child]) -> None:
+        """Start ``group`` in spec order; a start failure is handled as that child's crash."""
+        for child in group:
+            if self._children.by_name.get(child.cell.name) is not child:
+                continue  # removed meanwhile (a temporary child of an earlier failure)
+            try:
+                await self._start(child)
+            except Exception as exc:
+                await self._crashed(child, exc, during_start=True)
+                return  # the crash handling restarted whatever still needed it
+
+    async def _stop_child(self, child: _Child, *, drain: bool = False) -> None:
+        if child.state is not ChildState.RUNNING:
+            return
+        child.live = None  # its exit notice, when it comes, is stale
+        child.state = ChildState.RESTARTING
+        cell = child.cell
+        if not child.running or cell.state is ActorState.STOPPED:
+            return  # it exited on its own already; its notice is now stale
+        deadline = trio.current_time() + cell.shutdown_timeout
+        await cell.request_stop(drain=drain, deadline=deadline).wait()
+
+    async def _stop_children(self, children: Iterable[_Child], *, drain: bool = False) -> None:
+        """Stop dynamic children in parallel, then the static ones in reverse start order."""
+        ordered = list(children)
+        dynamic = [c for c in ordered if c.dynamic and c.state is ChildState.RUNNING]
+        if dynamic:
+            async with trio.open_nursery() as nursery:
+                for child in dynamic:
+                    nursery.start_soon(self._stop_child, child, drain)
+        for child in reversed(ordered):
+            if not child.dynamic:
+                await self._stop_child(child, drain=drain)
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _restart_group(self, child: _Child) -> list[_Child]:
+        ordered = self._children.ordered()
+        strategy = self._spec.strategy
+        if strategy is Strategy.ONE_FOR_ONE:
+            return [child]
+        if strategy is Strategy.ONE_FOR_ALL:
+            return ordered
+        return ordered[ordered.index(child):]
+
+    def _charge(self) -> int:
+        """Count one restart in the intensity window; return the restarts now in the window."""
+        now = trio.current_time()
+        times = self._restart_times
+        while times and times[0] <= now - self._spec.within:
+            times.popleft()
+        times.append(now)
+        return len(times)
+
+    async def _give_up(self, child: _Child, error: BaseException | None, count: int) -> None:
+        spec = self._spec
+        what = f"{error!r}" if error is not None else "a normal exit"
+        message = (
+            f"supervisor {self.path!r} gave up: child {child.cell.path!r} exited after {what}, "
+            f"which would be restart {count} within {spec.within:g} s, over "
+            f"max_restarts={spec.max_restarts}. All its children were stopped. Fix the cause "
+            "of the crashes, or raise max_restarts/within if they are expected"
+        )
+        self.log.opt(exception=error).error("{}", message)
+        await self._stop_children(self._children.ordered())
+        raise RestartIntensityExceeded(
+            message,
+            supervisor=self.path,
+            child=child.cell.path,
+            restarts=count,
+            max_restarts=spec.max_restarts,
+            within=spec.within,
+            last_error=error,
+        ) from error
+
+    async def _crashed(self, child: _Child, error: BaseException, *, during_start: bool) -> None:
+        await self._exited(child, ExitReason.CRASHED, error, during_start=during_start)
+
+    async def _exited(
+        self,
+        child: _Child,
+        reason: ExitReason,
+        error: BaseException | None,
+        *,
+        during_start: bool = False,
+    ) -> None:
+        """Apply the restart type, the budget and the strategy to one child's exit."""
+        crashed = reason is ExitReason.CRASHED
+        child.live = None
+        child.state = ChildState.RESTARTING
+        restart = child.restart
+        if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not crashed):
+            self._log_exit(child, reason, error, during_start, "not restarted (stopped for good)")
+            if restart is Restart.TEMPORARY:
+                self._remove(child, reason, error)
+            else:
+                child.state = ChildState.STOPPED
+                child.cell.finalize(reason, error)
+            return
+        count = self._charge()
+        if count > self._spec.max_restarts:
+            await self._give_up(child, error, count)  # logs the exit and the decision once
+        group = self._restart_group(child)
+        delay = self._backoff_delay(child)
+        decision = (
+            f"restarting {', '.join(c.cell.name for c in group)}"
+            f"{f' in {delay:.3g} s' if delay else ''} "
+            f"(restart {count} of {self._spec.max_restarts} within {self._spec.within:g} s)"
+        )
+        self._log_exit(child, reason, error, during_start, decision)
+        await self._stop_children([c for c in group if c is not child])
+        for sibling in group:
+            if sibling is not child and sibling.restart is Restart.TEMPORARY:
+                # Stopped because of another child's exit: not restarted, budget untouched.
+                self._remove(sibling, ExitReason.NORMAL)
+        group = [c for c in group if c.cell.name in self._children.by_name]
+        if delay > 0:
+            self._restart_token += 1
+            assert self._nursery is not None
+            self._nursery.start_soon(
+                self._restart_later, tuple(c.cell.name for c in group), self._restart_token, delay
+            )
+            return
+        await self._start_group(group)
+
+    def _backoff_delay(self, child: _Child) -> float:
+        backoff = child.backoff or self._spec.backoff
+        if backoff is None:
+            return 0.0
+        if trio.current_time() - child.started_at >= backoff.quiet_period:
+            child.attempts = 0
+        delay = backoff.delay(child.attempts, self._rng)
+        child.attempts += 1
+        return delay
+
+    async def _restart_later(self, names: tuple[str, ...], token: int, delay: float) -> None:
+        await trio.sleep(delay)
+        self._triactor_cell.mailbox.put_control(_RestartDue(names, token))
+
+    def _log_exit(
+        self,
+        child: _Child,
+        reason: ExitReason,
+        error: BaseException | None,
+        during_start: bool,
+        decision: str,
+    ) -> None:
+        if reason is ExitReason.CRASHED:
+            when = "failed to start" if during_start else "crashed"
+            self.log.opt(exception=error).error(
+                "child {} {}: {!r}; supervisor {}: {}",
+                child.cell.path,
+                when,
+                error,
+                self.path,
+                decision,
+            )
+        else:
+            self.log.info(
+                "child {} exited ({}); supervisor {}: {}",
+                child.cell.path,
+                reason.value,
+                self.path,
+                decision,
+            )
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    @handler
+    async def _on_child_exited(self, msg: _ChildExited) -> None:
+        child = self._children.by_name.get(msg.name)
+        if child is None or child.live != msg.incarnation:
+            return  # stale: the supervisor stopped that incarnation itself
+        await self._exited(child, msg.reason, msg.error)
+
+    @handler
+    async def _on_restart_due(self, msg: _RestartDue) -> None:
+        if msg.token != self._restart_token:
+            return  # superseded by a later decision
+        by_name = self._children.by_name
+        group = [by_name[n] for n in msg.names if n in by_name]
+        await self._start_group([c for c in group if c.state is ChildState.RESTARTING])
+
+    # Requests from outside answer with an Outcome: a failed request must reach the caller
+    # without crashing the supervisor, as a raise from a handler would.
+
+    @handler
+    async def _on_start_child(self, msg: StartChild) -> outcome.Outcome[ActorRef]:
+        try:
+            child = self._add(msg.spec, dynamic=True)
+        except Exception as exc:  # a bad or duplicate name
+            return outcome.Error(exc)
+        try:
+            await self._start(child)
+        except Exception as exc:
+            self._remove(child, ExitReason.CRASHED, exc)
+            return outcome.Error(exc)
+        return outcome.Value(child.cell.ref)
+
+    @handler
+    async def _on_terminate_child(self, msg: TerminateChild) -> outcome.Outcome[None]:
+        child = self._children.by_name.get(msg.name)
+        if child is None:
+            return outcome.Error(
+                ActorNotFound(
+                    f"supervisor {self.path!r} has no child named {msg.name!r}; its children: "
+                    f"{', '.join(self._children.by_name) or 'none'}"
+                )
+            )
+        await self._stop_child(child)
+        self._remove(child, ExitReason.NORMAL)
+        return outcome.Value(None)
+
+    @handler
+    async def _on_which_children(self, msg: WhichChildren) -> list[ChildInfo]:
+        return [child.info() for child in self._children.ordered()]
+
