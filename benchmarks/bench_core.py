@@ -8,7 +8,6 @@ whether it meets the target in DESIGN.md.
 from __future__ import annotations
 
 import gc
-import statistics
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable

@@ -177,7 +177,10 @@ def validate_options(
         TypeError: if an option has the wrong kind of value.
         ValueError: if an option is out of range.
     """
-    for option, value in (("mailbox_capacity", mailbox_capacity), ("max_concurrency", max_concurrency)):
+    for option, value in (
+        ("mailbox_capacity", mailbox_capacity),
+        ("max_concurrency", max_concurrency),
+    ):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{owner}: {option} must be an int, got {value!r}")
         if value < 1:
@@ -188,6 +191,8 @@ def validate_options(
             f"FAIL), got {overflow!r}"
         )
     if not isinstance(shutdown_timeout, int | float) or isinstance(shutdown_timeout, bool):
-        raise TypeError(f"{owner}: shutdown_timeout must be a number of seconds, got {shutdown_timeout!r}")
+        raise TypeError(
+            f"{owner}: shutdown_timeout must be a number of seconds, got {shutdown_timeout!r}"
+        )
     if not shutdown_timeout >= 0:
         raise ValueError(f"{owner}: shutdown_timeout must be >= 0 seconds, got {shutdown_timeout}")

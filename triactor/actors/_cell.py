@@ -81,7 +81,7 @@ class _Stop:
 
 
 def _message_of(item: object) -> object:
-    return item.message if item.__class__ is Request else item  # type: ignore[attr-defined]
+    return item.message if item.__class__ is Request else item
 
 
 def _describe(item: object) -> str:
@@ -205,7 +205,7 @@ class ActorCell:
         )
         self.dead_letter(item, reason)
         if item.__class__ is Request:
-            item.complete(  # type: ignore[attr-defined]
+            item.complete(
                 outcome.Error(
                     MailboxFull(
                         f"mailbox of actor {self.path!r} is full ({self.mailbox.capacity} "
@@ -217,7 +217,11 @@ class ActorCell:
 
     def late_reply(self, request: Request, result: outcome.Outcome[Any]) -> None:
         """Send the reply to an abandoned ask to dead letters, labelled late."""
-        reply = result.value if isinstance(result, outcome.Value) else result.error
+        if isinstance(result, outcome.Value):
+            reply: object = result.value
+        else:
+            assert isinstance(result, outcome.Error)
+            reply = result.error
         self.system.dead_letters.record(
             self.path,
             reply,
@@ -277,7 +281,7 @@ class ActorCell:
         for item in self.mailbox.drain():
             self.dead_letter(item, DeadLetterReason.ACTOR_STOPPED)
             if item.__class__ is Request:
-                item.complete(outcome.Error(self.stopped_error(_message_of(item))))  # type: ignore[attr-defined]
+                item.complete(outcome.Error(self.stopped_error(_message_of(item))))
         self.system._forget(self)
         if self._stop_event is not None:
             self._stop_event.set()
@@ -289,8 +293,9 @@ class ActorCell:
 
     def stopped_error(self, message: object) -> ActorStopped:
         """The error an asker gets when this actor cannot answer ``message`` any more."""
+        why = self.exit_reason.value if self.exit_reason else "stopping"
         return ActorStopped(
-            f"actor {self.path!r} has stopped ({self.exit_reason.value if self.exit_reason else 'stopping'}); "
+            f"actor {self.path!r} has stopped ({why}); "
             f"it cannot answer {type(message).__qualname__}. Look it up again if a supervisor "
             "restarts it under the same name, or check why it stopped in the log"
         )
@@ -351,9 +356,7 @@ class ActorCell:
                 self._stop_deadline = math.inf
                 stop_event.set()
 
-    async def _start_and_serve(
-        self, instance: Actor, task_status: trio.TaskStatus[None]
-    ) -> None:
+    async def _start_and_serve(self, instance: Actor, task_status: trio.TaskStatus[None]) -> None:
         await instance.on_start()
         self.state = ActorState.IDLE
         self.started = True
@@ -396,7 +399,7 @@ class ActorCell:
                 await mailbox.wait()
                 continue
             if item.__class__ is _Stop:
-                if not item.drain:  # type: ignore[attr-defined]
+                if not item.drain:
                     return
                 draining = self.draining = True
                 mailbox.close()
@@ -436,7 +439,7 @@ class ActorCell:
                 await mailbox.wait()
                 continue
             if item.__class__ is _Stop:
-                if not item.drain:  # type: ignore[attr-defined]
+                if not item.drain:
                     return  # handlers in flight finish; the shutdown timeout bounds them
                 draining = self.draining = True
                 mailbox.close()
@@ -446,8 +449,8 @@ class ActorCell:
 
     async def _handle(self, instance: Actor, item: object) -> None:
         if item.__class__ is Request:
-            request: Request | None = item  # type: ignore[assignment]
-            message = item.message  # type: ignore[attr-defined]
+            request: Request | None = item
+            message = item.message
         else:
             request = None
             message = item
@@ -504,4 +507,3 @@ class ActorCell:
             request.complete(outcome.Error(error))
         else:
             self.dead_letter(message, DeadLetterReason.NO_HANDLER, str(error))
-

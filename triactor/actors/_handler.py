@@ -97,7 +97,7 @@ def _message_types(annotation: object, where: str) -> list[type]:
     for member in members:
         origin = typing.get_origin(member)
         klass = origin if isinstance(origin, type) else member
-        if not isinstance(klass, type) or klass is object:
+        if not isinstance(klass, type) or klass is object or klass is typing.Any:
             raise TypeError(
                 f"{where}: the message annotation {annotation!r} is not a class; annotate the "
                 "message parameter with the message type, e.g. `msg: Add`"
@@ -108,9 +108,11 @@ def _message_types(annotation: object, where: str) -> list[type]:
 
 def _annotation_of(fn: Callable[..., Any], where: str, localns: dict[str, Any]) -> object:
     params = list(inspect.signature(fn).parameters.values())
-    if len(params) != 2:
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) != 2 or any(param.kind not in positional for param in params):
         raise TypeError(
-            f"{where}: a handler takes exactly (self, message), got {len(params)} parameters"
+            f"{where}: a handler takes exactly (self, message), both positional; got "
+            f"({', '.join(str(param) for param in params)})"
         )
     param = params[1]
     if param.annotation is inspect.Parameter.empty:
@@ -123,7 +125,12 @@ def _annotation_of(fn: Callable[..., Any], where: str, localns: dict[str, Any]) 
         module = sys.modules.get(fn.__module__)
         globalns = dict(vars(module)) if module is not None else {}
         try:
-            annotation = eval(annotation, globalns, localns)  # noqa: S307 - resolving an annotation
+            # A quoted annotation under `from __future__ import annotations` is a string of a
+            # string: resolve until it is not a string any more (as typing.get_type_hints does).
+            for _ in range(3):
+                if not isinstance(annotation, str):
+                    break
+                annotation = eval(annotation, globalns, localns)
         except Exception as exc:
             raise TypeError(
                 f"{where}: cannot resolve the message annotation {param.annotation!r} ({exc}); "
@@ -145,6 +152,7 @@ def build_table(
     for table in reversed(bases_tables):
         declared.update(table._declared)
     own: dict[type, str] = {}
+    redeclared: set[str] = set()
     for attr_name, value in vars(cls).items():
         fn = value.__func__ if isinstance(value, staticmethod | classmethod) else value
         if not getattr(fn, _MARK, False):
@@ -152,6 +160,7 @@ def build_table(
         where = f"{cls.__qualname__}.{attr_name}"
         if isinstance(value, staticmethod | classmethod):
             raise TypeError(f"{where}: a handler must be a plain method, not a {type(value)}")
+        redeclared.add(attr_name)
         for message_type in _message_types(_annotation_of(fn, where, localns), where):
             if message_type in own:
                 raise TypeError(
@@ -160,9 +169,14 @@ def build_table(
                 )
             own[message_type] = attr_name
             declared[message_type] = HandlerEntry(fn, attr_name)
-    # A subclass overriding a handler method by name replaces the parent's routes to it.
+    # A subclass overriding a handler method by name replaces the parent's routes to it; if it
+    # re-declares the method with @handler, the new annotation says what it takes, and the
+    # parent's routes to that name for other types go (those types fall back through the MRO).
     for message_type, entry in list(declared.items()):
         if message_type not in own:
+            if entry.name in redeclared:
+                del declared[message_type]
+                continue
             override = vars(cls).get(entry.name)
             if override is not None and override is not entry.fn and callable(override):
                 declared[message_type] = HandlerEntry(override, entry.name)

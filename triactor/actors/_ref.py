@@ -209,9 +209,10 @@ class LocalActorRef(ActorRef):
         request = Request(message, cell)
         if not mailbox.put_nowait(request, priority):
             # Full: BLOCK waits for room; DROP_NEWEST has failed the request already.
-            if mailbox.overflow is Overflow.BLOCK and not mailbox.closed:
-                await mailbox.wait_to_put(request, priority)
-            if mailbox.closed and not request.done:
+            queued = False
+            if mailbox.overflow is Overflow.BLOCK:
+                queued = await mailbox.wait_to_put(request, priority)
+            if not queued and not request.done:  # refused: the actor is stopping for good
                 cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
                 raise cell.stopped_error(message)
         return await request.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, cast, final
+from typing import Any, Protocol, final
 
 import attrs
 import cattrs
@@ -76,7 +76,9 @@ def _valid_name(name: object, owner: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"{owner}: an actor name must be a str, got {name!r}")
     if not name or "/" in name:
-        raise ValueError(f"{owner}: an actor name must be non-empty and contain no '/', got {name!r}")
+        raise ValueError(
+            f"{owner}: an actor name must be non-empty and contain no '/', got {name!r}"
+        )
     return name
 
 
@@ -152,7 +154,7 @@ class ActorSystem:
             if args or kwargs:
                 raise TypeError("spawn(supervisor) takes no constructor arguments")
             self._check_open(type(target).__name__)
-            ref = await cast(Spawnable, target).spawn_into(self, self._nursery)
+            ref = await target.spawn_into(self, self._nursery)
             self._top_level[ref] = None
             return ref
         cell = self.new_cell(
@@ -213,14 +215,29 @@ class ActorSystem:
                 f"an actor named {name!r} already runs at {self._cells_by_name[name].path}; "
                 "names are unique in a system: pick another name or stop that actor first"
             )
-        options = {
-            "mailbox_capacity": target.mailbox_capacity if mailbox_capacity is None else mailbox_capacity,
-            "overflow": target.overflow if overflow is None else overflow,
-            "max_concurrency": target.max_concurrency if max_concurrency is None else max_concurrency,
-            "shutdown_timeout": target.shutdown_timeout if shutdown_timeout is None else shutdown_timeout,
-        }
-        validate_options(f"{owner} {name!r}", **options)
-        cell = ActorCell(self, target, args, kwargs, name=name, path=f"{parent_path}/{name}", **options)
+        capacity = target.mailbox_capacity if mailbox_capacity is None else mailbox_capacity
+        policy = target.overflow if overflow is None else overflow
+        concurrency = target.max_concurrency if max_concurrency is None else max_concurrency
+        timeout = target.shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        validate_options(
+            f"{owner} {name!r}",
+            mailbox_capacity=capacity,
+            overflow=policy,
+            max_concurrency=concurrency,
+            shutdown_timeout=timeout,
+        )
+        cell = ActorCell(
+            self,
+            target,
+            args,
+            kwargs,
+            name=name,
+            path=f"{parent_path}/{name}",
+            mailbox_capacity=capacity,
+            overflow=policy,
+            max_concurrency=concurrency,
+            shutdown_timeout=timeout,
+        )
         self._cells_by_name[name] = cell
         self._cells_by_path[cell.path] = cell
         return cell

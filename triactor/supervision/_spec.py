@@ -186,7 +186,7 @@ class ChildSpec:
             raise TypeError(f"ChildSpec backoff must be a triactor.Backoff, got {backoff!r}")
         if shutdown_timeout is not None and not shutdown_timeout >= 0:
             raise ValueError(f"ChildSpec shutdown_timeout must be >= 0, got {shutdown_timeout}")
-        self.__attrs_init__(  # type: ignore[attr-defined]
+        self.__attrs_init__(
             actor,
             tuple(args),
             dict(kwargs or {}),
@@ -269,21 +269,31 @@ class Supervisor:
     ) -> None:
         self.name = _valid_name(name, "Supervisor")
         if not isinstance(strategy, Strategy):
-            raise TypeError(f"supervisor {name!r}: strategy must be a triactor.Strategy, got {strategy!r}")
+            raise TypeError(
+                f"supervisor {name!r}: strategy must be a triactor.Strategy, got {strategy!r}"
+            )
         if not isinstance(restart, Restart):
-            raise TypeError(f"supervisor {name!r}: restart must be a triactor.Restart, got {restart!r}")
+            raise TypeError(
+                f"supervisor {name!r}: restart must be a triactor.Restart, got {restart!r}"
+            )
         if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
-            raise ValueError(f"supervisor {name!r}: max_restarts must be an int >= 0, got {max_restarts!r}")
+            raise ValueError(
+                f"supervisor {name!r}: max_restarts must be an int >= 0, got {max_restarts!r}"
+            )
         if not isinstance(within, int | float) or not within > 0:
-            raise ValueError(f"supervisor {name!r}: within must be a number of seconds > 0, got {within!r}")
+            raise ValueError(
+                f"supervisor {name!r}: within must be a number of seconds > 0, got {within!r}"
+            )
         if shutdown_timeout is not None and not shutdown_timeout >= 0:
-            raise ValueError(f"supervisor {name!r}: shutdown_timeout must be >= 0, got {shutdown_timeout}")
+            raise ValueError(
+                f"supervisor {name!r}: shutdown_timeout must be >= 0, got {shutdown_timeout}"
+            )
         seen: set[str] = set()
         for child in children:
             if not isinstance(child, ChildSpec | Supervisor):
                 raise TypeError(
-                    f"supervisor {name!r}: children must be ChildSpec or Supervisor, got {child!r}; "
-                    "wrap an Actor class as ChildSpec(MyActor, name=...)"
+                    f"supervisor {name!r}: children must be ChildSpec or Supervisor, "
+                    f"got {child!r}; wrap an Actor class as ChildSpec(MyActor, name=...)"
                 )
             if child.name in seen:
                 raise ValueError(f"supervisor {name!r}: two children are named {child.name!r}")
@@ -299,7 +309,8 @@ class Supervisor:
     def __repr__(self) -> str:
         return (
             f"Supervisor({self.name!r}, {len(self.children)} children, "
-            f"strategy={self.strategy.name}, max_restarts={self.max_restarts}, within={self.within})"
+            f"strategy={self.strategy.name}, max_restarts={self.max_restarts}, "
+            f"within={self.within})"
         )
 
     async def spawn_into(self, system: ActorSystem, nursery: trio.Nursery) -> ActorRef:

@@ -12,6 +12,7 @@ is passed as a constructor argument, so it survives restarts of the supervisor i
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import random
 from collections import deque
@@ -228,7 +229,9 @@ class _Children:
 
 def _cell_options(spec: ChildSpec | Supervisor) -> dict[str, Any]:
     if isinstance(spec, Supervisor):
-        return {"shutdown_timeout": math.inf if spec.shutdown_timeout is None else spec.shutdown_timeout}
+        return {
+            "shutdown_timeout": math.inf if spec.shutdown_timeout is None else spec.shutdown_timeout
+        }
     return {
         "mailbox_capacity": spec.mailbox_capacity,
         "overflow": spec.overflow,
@@ -240,11 +243,19 @@ def _cell_options(spec: ChildSpec | Supervisor) -> dict[str, Any]:
 def _new_child_cell(system: ActorSystem, spec: ChildSpec | Supervisor, parent: str) -> ActorCell:
     if isinstance(spec, Supervisor):
         return system.new_cell(
-            SupervisorActor, (spec, _Children()), {}, name=spec.name, parent_path=parent,
+            SupervisorActor,
+            (spec, _Children()),
+            {},
+            name=spec.name,
+            parent_path=parent,
             **_cell_options(spec),
         )
     return system.new_cell(
-        spec.actor, spec.args, dict(spec.kwargs), name=spec.name, parent_path=parent,
+        spec.actor,
+        spec.args,
+        dict(spec.kwargs),
+        name=spec.name,
+        parent_path=parent,
         **_cell_options(spec),
     )
 
@@ -309,7 +320,9 @@ class SupervisorActor(Actor):
         self._children.by_name[spec.name] = child
         return child
 
-    def _remove(self, child: _Child, reason: ExitReason, error: BaseException | None = None) -> None:
+    def _remove(
+        self, child: _Child, reason: ExitReason, error: BaseException | None = None
+    ) -> None:
         self._children.by_name.pop(child.cell.name, None)
         child.cell.finalize(reason, error)
 
@@ -379,7 +392,7 @@ class SupervisorActor(Actor):
         if dynamic:
             async with trio.open_nursery() as nursery:
                 for child in dynamic:
-                    nursery.start_soon(self._stop_child, child, drain)
+                    nursery.start_soon(functools.partial(self._stop_child, child, drain=drain))
         for child in reversed(ordered):
             if not child.dynamic:
                 await self._stop_child(child, drain=drain)
@@ -393,7 +406,7 @@ class SupervisorActor(Actor):
             return [child]
         if strategy is Strategy.ONE_FOR_ALL:
             return ordered
-        return ordered[ordered.index(child):]
+        return ordered[ordered.index(child) :]
 
     def _charge(self) -> int:
         """Count one restart in the intensity window; return the restarts now in the window."""
@@ -566,4 +579,3 @@ class SupervisorActor(Actor):
     @handler
     async def _on_which_children(self, msg: WhichChildren) -> list[ChildInfo]:
         return [child.info() for child in self._children.ordered()]
-
