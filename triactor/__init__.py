@@ -27,6 +27,7 @@ from .actors import (
     handler,
     open_actor_system,
 )
+from .launcher import run
 from .mailbox import MailboxStatistics, Overflow
 from .supervision import (
     Backoff,
@@ -70,4 +71,5 @@ __all__ = [
     "Terminated",
     "handler",
     "open_actor_system",
+    "run",
 ]

@@ -83,6 +83,29 @@ class RestartIntensityExceeded(ActorError):
         self.within = within
         self.last_error = last_error
 
+    def report(self) -> str:
+        """A multi-line report for a person: who gave up, why, and the last traceback."""
+        import traceback
+
+        lines = [
+            f"Supervisor {self.supervisor} gave up.",
+            f"  child:     {self.child}",
+            f"  restarts:  {self.restarts} within {self.within:g} s "
+            f"(max_restarts={self.max_restarts})",
+        ]
+        if self.last_error is None:
+            lines.append("  last exit: normal (a permanent child kept stopping)")
+        else:
+            lines.append(f"  last error: {self.last_error!r}")
+            lines.append("")
+            lines.extend(
+                line.rstrip("\n")
+                for line in traceback.format_exception(self.last_error)
+            )
+        lines.append("What to do: fix the cause of the crashes above, or raise the supervisor's")
+        lines.append("max_restarts/within if such crashes are expected.")
+        return "\n".join(lines)
+
 
 class PoolOverloaded(ActorError):
     """A pool refused a request because its priority class already has ``max_waiting`` waiters."""

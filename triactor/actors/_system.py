@@ -11,6 +11,7 @@ import attrs
 import cattrs
 import outcome
 import trio
+from loguru import logger
 
 from .._errors import ActorNotFound, ActorStopped, RestartIntensityExceeded
 from .._groups import unwrapped_group
@@ -117,6 +118,10 @@ class ActorSystem:
         self._checked_types: set[type] = set()
         self._converter = cattrs.Converter()
         self._shutting_down = False
+        # Shields the graceful shutdown from the cancellation that may have caused it;
+        # abort() cancels it to cut the shutdown short.
+        self._shutdown_scope = trio.CancelScope(shield=True)
+        self._shutdown_finished = trio.Event()
 
     def __repr__(self) -> str:
         return (
@@ -436,6 +441,19 @@ class ActorSystem:
         deadline = trio.current_time() + cell.shutdown_timeout
         await cell.request_stop(drain=drain, deadline=deadline).wait()
 
+    def abort(self) -> None:
+        """Cancel every actor now, without waiting for stops or drains (a second Ctrl-C).
+
+        ``on_stop`` hooks still run, each bounded by its ``shutdown_timeout``.
+        """
+        self._shutdown_scope.cancel()
+        self._nursery.cancel_scope.cancel()
+
+    def begin_shutdown(self) -> None:
+        """Start the graceful :meth:`shutdown` in the background and return at once."""
+        if not self._shutting_down:
+            self._nursery.start_soon(self.shutdown)
+
     async def shutdown(self) -> None:
         """Stop every top-level actor and supervisor, the most recently spawned first.
 
@@ -443,8 +461,12 @@ class ActorSystem:
         then runs ``on_stop``; one that overruns is cancelled. Runs shielded from cancellation,
         bounded by the timeouts. Called when the ``open_actor_system`` block exits.
         """
+        if self._shutting_down:  # already under way: wait for it (abort() ends it too)
+            with trio.CancelScope(shield=True):
+                await self._shutdown_finished.wait()
+            return
         self._shutting_down = True
-        with trio.CancelScope(shield=True):
+        with self._shutdown_scope:
             while self._top_level:
                 member = next(reversed(self._top_level))
                 self._top_level.pop(member)
@@ -452,6 +474,9 @@ class ActorSystem:
                     await self.stop_cell(member, drain=True)
                 else:
                     await member.stop()
+        self._shutdown_finished.set()
+        if self._shutdown_scope.cancelled_caught:
+            logger.warning("actor system shutdown was aborted; remaining actors were cancelled")
 
 
 @asynccontextmanager
