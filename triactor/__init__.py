@@ -29,6 +29,7 @@ from .actors import (
 )
 from .launcher import run
 from .mailbox import MailboxStatistics, Overflow
+from .pools import PriorityPool, ResourcePool
 from .supervision import (
     Backoff,
     ChildCounts,
@@ -63,6 +64,8 @@ __all__ = [
     "NoHandler",
     "Overflow",
     "PoolOverloaded",
+    "PriorityPool",
+    "ResourcePool",
     "Restart",
     "RestartIntensityExceeded",
     "Strategy",

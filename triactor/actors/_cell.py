@@ -204,7 +204,7 @@ class ActorCell:
             else DeadLetterReason.DROPPED_OLDEST
         )
         self.dead_letter(item, reason)
-        if item.__class__ is Request:
+        if item.__class__ is Request and not item.abandoned:
             item.complete(
                 outcome.Error(
                     MailboxFull(
@@ -280,7 +280,7 @@ class ActorCell:
         self.mailbox.close()
         for item in self.mailbox.drain():
             self.dead_letter(item, DeadLetterReason.ACTOR_STOPPED)
-            if item.__class__ is Request:
+            if item.__class__ is Request and not item.abandoned:
                 item.complete(outcome.Error(self.stopped_error(_message_of(item))))
         self.system._forget(self)
         if self._stop_event is not None:
@@ -432,7 +432,12 @@ class ActorCell:
         mailbox = self.mailbox
         draining = False
         while True:
+            # Take a slot before a message, so that no message is ever held while waiting:
+            # a cancellation here loses nothing.
+            await slots.acquire()
             item = mailbox.pop_nowait()
+            if item is EMPTY or item.__class__ is _Stop:
+                slots.release()
             if item is EMPTY:
                 if draining:
                     return
@@ -444,7 +449,6 @@ class ActorCell:
                 draining = self.draining = True
                 mailbox.close()
                 continue
-            await slots.acquire()
             nursery.start_soon(handle_then_release, item)
 
     async def _handle(self, instance: Actor, item: object) -> None:
@@ -476,14 +480,16 @@ class ActorCell:
             exc.add_note(
                 f"raised in actor {self.path!r} while handling {type(message).__qualname__}"
             )
-            if request is not None:
+            # The message becomes a dead letter (CRASHED); an asker still waiting gets the
+            # error, while an abandoned ask adds no second dead letter for the same message.
+            if request is not None and not request.abandoned:
                 request.complete(outcome.Error(exc))
             if not isinstance(message, SystemMessage):
                 self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
             raise
         except BaseException:
             # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang.
-            if request is not None:
+            if request is not None and not request.abandoned:
                 request.complete(outcome.Error(self.stopped_error(message)))
             if not isinstance(message, SystemMessage):
                 self.dead_letter(
@@ -503,7 +509,7 @@ class ActorCell:
             f"{type(message).__qualname__}; it handles: {handled}. Add an @handler method "
             f"taking {type(message).__qualname__}, or send one of those types"
         )
-        if request is not None:
+        if request is not None and not request.abandoned:
             request.complete(outcome.Error(error))
         else:
             self.dead_letter(message, DeadLetterReason.NO_HANDLER, str(error))

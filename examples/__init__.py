@@ -1,0 +1,1 @@
+"""Runnable triactor programs: ``python -m examples.NAME``."""
