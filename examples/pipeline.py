@@ -306,9 +306,14 @@ def print_report(report: dict[str, object]) -> None:
     print(f"Pipeline report ({report['elapsed']:.2f} s)")
     print(f"  documents emitted     {source['emitted']}")
     print(f"  processed             {sum(processed.values())}  ({dict(processed)})")
-    print(f"  dead letters          {report['dead_letters']}  (corrupt documents that crashed the parser)")
-    print(f"  parser restarts       {report['parser_restarts']}  (queued documents kept every time)")
-    print(f"  source blocked        {source['blocked_seconds']:.2f} s  (backpressure from full mailboxes)")
+    dead, restarts, blocked = (
+        report["dead_letters"],
+        report["parser_restarts"],
+        source["blocked_seconds"],
+    )
+    print(f"  dead letters          {dead}  (corrupt documents that crashed the parser)")
+    print(f"  parser restarts       {restarts}  (queued documents kept every time)")
+    print(f"  source blocked        {blocked:.2f} s  (backpressure from full mailboxes)")
     print("  API pool waits by priority:")
     for name, stats in pool.items():
         print(

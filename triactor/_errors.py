@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActorError",
+    "AskCycleError",
     "ActorNotFound",
     "ActorStopped",
     "MailboxFull",
@@ -98,10 +99,7 @@ class RestartIntensityExceeded(ActorError):
         else:
             lines.append(f"  last error: {self.last_error!r}")
             lines.append("")
-            lines.extend(
-                line.rstrip("\n")
-                for line in traceback.format_exception(self.last_error)
-            )
+            lines.extend(line.rstrip("\n") for line in traceback.format_exception(self.last_error))
         lines.append("What to do: fix the cause of the crashes above, or raise the supervisor's")
         lines.append("max_restarts/within if such crashes are expected.")
         return "\n".join(lines)
@@ -109,3 +107,25 @@ class RestartIntensityExceeded(ActorError):
 
 class PoolOverloaded(ActorError):
     """A pool refused a request because its priority class already has ``max_waiting`` waiters."""
+
+
+class AskCycleError(ActorError):
+    """An ``ask`` would close a cycle of actors waiting on each other: a certain deadlock.
+
+    With one-message-at-a-time actors, A asking B while B (handling that request) asks A can
+    never finish: each waits for the other. triactor carries the chain of waiting actors with
+    every request and refuses the ask that would close the cycle, at once, instead of letting it
+    hang until a timeout. Break the cycle: reply instead of asking back, use ``tell``, or give
+    the asked actor ``max_concurrency > 1``.
+
+    Attributes:
+        cycle: the actor paths around the cycle, starting and ending with the same actor.
+    """
+
+    def __init__(self, cycle: tuple[str, ...], message_type: str) -> None:
+        super().__init__(
+            f"ask {message_type} would deadlock: {' -> '.join(cycle)} is a cycle of actors "
+            "waiting on each other's replies. Reply instead of asking back, use tell, or give "
+            "the asked actor max_concurrency > 1"
+        )
+        self.cycle = cycle

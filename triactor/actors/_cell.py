@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, final
 
 import outcome
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     from ._ref import LocalActorRef
     from ._system import ActorSystem
 
-__all__ = ["ActorCell", "ActorState", "ExitReason"]
+__all__ = ["ActorCell", "ActorState", "ExitReason", "current_cell"]
+
+#: The cell of the actor whose task is running (None outside actors); set once per incarnation.
+current_cell: ContextVar[ActorCell | None] = ContextVar("triactor_current_cell", default=None)
 
 # After this many messages handled without waiting, the loop yields to the scheduler once, so
 # a busy actor whose handlers never await cannot starve the other tasks.
@@ -43,7 +47,7 @@ class ActorState(enum.Enum):
 
     Attributes:
         STARTING: constructing the instance or running ``on_start``.
-        IDLE: running, waiting for a message.
+        IDLE: running, waiting for a message (internally: running at all).
         PROCESSING: running, handling a message.
         STOPPING: a stop was requested; draining or running ``on_stop``.
         RESTARTING: between two incarnations, waiting for its supervisor to start it again.
@@ -94,6 +98,7 @@ class ActorCell:
 
     __slots__ = (
         "_log",
+        "_now",
         "_scope",
         "_stop_deadline",
         "_stop_event",
@@ -101,6 +106,8 @@ class ActorCell:
         "_watchers",
         "actor_class",
         "args",
+        "ask_chain",
+        "busy_since",
         "check_messages",
         "current",
         "draining",
@@ -121,6 +128,7 @@ class ActorCell:
         "started",
         "state",
         "system",
+        "task",
     )
 
     def __init__(
@@ -159,7 +167,14 @@ class ActorCell:
         #: Whether the current incarnation is draining its mailbox before a graceful stop.
         self.draining = False
         self.instance: Actor | None = None
+        #: The message being handled now (None when idle) and since when (Trio time).
         self.current: object = None
+        self.busy_since = 0.0
+        #: The actors waiting, through nested asks, on the request being handled now.
+        self.ask_chain: tuple[str, ...] = ()
+        self._now: Callable[[], float] = trio.current_time
+        #: The Trio task running the current incarnation (None between incarnations).
+        self.task: trio.lowlevel.Task | None = None
         self.processed = 0
         self.failures = 0
         self.restarts = 0
@@ -173,7 +188,14 @@ class ActorCell:
         self._log: Logger | None = None
 
     def __repr__(self) -> str:
-        return f"<ActorCell {self.path} {self.state.value}>"
+        return f"<ActorCell {self.path} {self.activity.value}>"
+
+    @property
+    def activity(self) -> ActorState:
+        """The state, with a running actor shown as PROCESSING while it handles a message."""
+        if self.state is ActorState.IDLE and self.current is not None:
+            return ActorState.PROCESSING
+        return self.state
 
     @property
     def log(self) -> Logger:
@@ -328,6 +350,8 @@ class ActorCell:
         runs, shielded and bounded by ``shutdown_timeout``.
         """
         self.instance = instance
+        self.task = trio.lowlevel.current_task()
+        current_cell.set(self)
         if self.actor_class.priority is not None:
             default_priority.set(self.actor_class.priority)
         try:
@@ -347,6 +371,8 @@ class ActorCell:
             self.state = ActorState.STOPPING
             if type(instance).on_stop is not Actor.on_stop:
                 await self._run_on_stop(instance)
+            self.state = ActorState.RESTARTING  # until restarted, or finalized as STOPPED
+            self.task = None
             # However the incarnation ended, a pending stop request is now satisfied: drop it,
             # so that it cannot stop the next incarnation too.
             stop_event = self._stop_event
@@ -360,6 +386,7 @@ class ActorCell:
         await instance.on_start()
         self.state = ActorState.IDLE
         self.started = True
+        self._now = trio.lowlevel.current_clock().current_time
         task_status.started()
         if self.max_concurrency == 1:
             await self._serve_serially(instance)
@@ -394,7 +421,6 @@ class ActorCell:
             if item is EMPTY:
                 if draining:
                     return
-                self.state = ActorState.IDLE
                 unyielded = 0
                 await mailbox.wait()
                 continue
@@ -455,6 +481,7 @@ class ActorCell:
         if item.__class__ is Request:
             request: Request | None = item
             message = item.message
+            self.ask_chain = item.chain
         else:
             request = None
             message = item
@@ -462,8 +489,8 @@ class ActorCell:
         if entry is None:
             self._no_handler(message, request)
             return
-        self.state = ActorState.PROCESSING
         self.current = message
+        self.busy_since = self._now()
         try:
             if entry.is_async:
                 result = await entry.fn(instance, message)
@@ -498,6 +525,8 @@ class ActorCell:
             raise
         finally:
             self.current = None
+            if request is not None:
+                self.ask_chain = ()
         self.processed += 1
         if request is not None:
             request.complete(outcome.Value(result))

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, final
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
-from .._errors import MailboxFull
+from .._errors import AskCycleError, MailboxFull
 from ..mailbox import Overflow
-from ._cell import ActorState
+from ._cell import ActorState, current_cell
 from ._dead_letters import DeadLetterReason
 from ._request import Request
 
@@ -82,9 +82,7 @@ class ActorRef(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def ask(
-        self, message: object, *, timeout: float | None = None, priority: int = 0
-    ) -> Any:
+    async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
         """Send ``message`` and wait for the handler's return value.
 
         Honors the caller's cancel scopes; ``timeout`` adds one of its own. A reply that comes
@@ -142,7 +140,7 @@ class LocalActorRef(ActorRef):
         cell = self._cell
         mailbox = cell.mailbox
         return (
-            f"<ActorRef {cell.path} {cell.state.value}, "
+            f"<ActorRef {cell.path} {cell.activity.value}, "
             f"{len(mailbox)}/{mailbox.capacity} queued>"
         )
 
@@ -161,9 +159,12 @@ class LocalActorRef(ActorRef):
         mailbox = cell.mailbox
         if mailbox.put_nowait(message, priority):
             return
-        if mailbox.overflow is Overflow.BLOCK and not mailbox.closed:
-            if await mailbox.wait_to_put(message, priority):
-                return
+        if (
+            mailbox.overflow is Overflow.BLOCK
+            and not mailbox.closed
+            and await mailbox.wait_to_put(message, priority)
+        ):
+            return
         if mailbox.closed:
             cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
 
@@ -181,9 +182,7 @@ class LocalActorRef(ActorRef):
             cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
         return False
 
-    async def ask(
-        self, message: object, *, timeout: float | None = None, priority: int = 0
-    ) -> Any:
+    async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
         if timeout is None:
             return await self._ask(message, priority)
         with trio.move_on_after(timeout):
@@ -206,7 +205,17 @@ class LocalActorRef(ActorRef):
             await checkpoint()
             raise cell.stopped_error(message)
         await checkpoint_if_cancelled()
-        request = Request(message, cell)
+        # The chain of actors waiting on each other through asks; an ask that would close a
+        # cycle is a deadlock among one-message-at-a-time actors, so it is refused at once.
+        asker = current_cell.get()
+        if asker is not None and asker.max_concurrency == 1:
+            chain = (*asker.ask_chain, asker.path)
+            if cell.path in chain:
+                cycle = (*chain[chain.index(cell.path) :], cell.path)
+                raise AskCycleError(cycle, type(message).__qualname__)
+        else:
+            chain = ()
+        request = Request(message, cell, chain)
         if not mailbox.put_nowait(request, priority):
             # Full: BLOCK waits for room; DROP_NEWEST has failed the request already.
             queued = False

@@ -36,15 +36,17 @@ class Request:
     A request completes exactly once; later completions are ignored.
     """
 
-    __slots__ = ("_asker", "_outcome", "_sink", "_state", "message")
+    __slots__ = ("_asker", "_outcome", "_sink", "_state", "chain", "message")
 
     _PENDING = 0
     _DONE = 1
     _ABANDONED = 2
 
-    def __init__(self, message: object, sink: LateReplySink) -> None:
+    def __init__(self, message: object, sink: LateReplySink, chain: tuple[str, ...] = ()) -> None:
         self.message = message
         self._sink = sink
+        #: The paths of the actors waiting on this request, the asker last: how cycles are found.
+        self.chain = chain
         self._asker: Task | None = None
         self._outcome: outcome.Outcome[Any] | None = None
         self._state = Request._PENDING
@@ -79,7 +81,8 @@ class Request:
     async def wait(self) -> Any:
         """Wait for the reply and return it (or raise the error it carries).
 
-        Cancellation abandons the request: the reply, when it comes, goes to the sink as a late reply.
+        Cancellation abandons the request: the reply, when it comes, goes to the sink as a
+        late reply.
         """
         if self._outcome is not None:
             # The reply came before the asker parked (the actor ran while the asker was being
@@ -95,4 +98,3 @@ class Request:
             return Abort.SUCCEEDED
 
         return await wait_task_rescheduled(abort)
-

@@ -43,7 +43,7 @@ def actor_statistics(cell: ActorCell) -> ActorStatistics:
     current = cell.current
     return ActorStatistics(
         path=cell.path,
-        state=cell.state.value,
+        state=cell.activity.value,
         processed=cell.processed,
         failures=cell.failures,
         restarts=cell.restarts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import attrs
 import cattrs
@@ -21,6 +21,9 @@ from ._cell import ActorCell, ExitReason
 from ._dead_letters import DeadLetters
 from ._ref import ActorRef, LocalActorRef
 from ._system_message import SystemMessage
+
+if TYPE_CHECKING:
+    from ..diagnostics._snapshot import ActorSnapshot
 
 __all__ = [
     "ActorSystem",
@@ -146,6 +149,8 @@ class ActorSystem:
 
         ``args`` and ``kwargs`` go to the actor's constructor; the keyword options override the
         class's defaults for this actor. Returns once the actor's ``on_start`` has completed.
+        A cancellation point; when the class has no ``on_start``, not a schedule point (so a
+        loop spawning many actors runs on without yielding, like ``tell``).
 
         Raises:
             TypeError: if ``target`` is neither an Actor subclass nor a Supervisor, or an option
@@ -180,6 +185,8 @@ class ActorSystem:
             raise
         if type(instance).on_start is Actor.on_start:
             # Nothing can fail before the first message: no need to wait for the task to run.
+            # A cancellation point, but (for spawn rate) not a schedule point.
+            await trio.lowlevel.checkpoint_if_cancelled()
             self._nursery.start_soon(self._run_unsupervised, cell, instance, name=cell.path)
         else:
             await self._nursery.start(self._run_unsupervised, cell, instance, name=cell.path)
@@ -427,6 +434,19 @@ class ActorSystem:
                 f"message {kind.__qualname__} cannot be serialized for a transport ({exc}); "
                 "make messages attrs classes of plain data (no handles, locks or lambdas)"
             ) from exc
+
+    def snapshot(self, *, stacks_older_than: float | None = None) -> list[ActorSnapshot]:
+        """Return what every live actor is doing now, one :class:`ActorSnapshot` each.
+
+        Args:
+            stacks_older_than: also capture the await stack of every handler that has been busy
+                for at least this many seconds (None: no stacks).
+        """
+        from ..diagnostics._snapshot import snapshot_cells
+
+        return snapshot_cells(
+            list(self._cells_by_path.values()), stacks_older_than=stacks_older_than
+        )
 
     def statistics(self) -> SystemStatistics:
         """Return a :class:`SystemStatistics` snapshot."""

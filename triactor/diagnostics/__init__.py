@@ -1,0 +1,13 @@
+"""Diagnostics: the blocking-call detector, actor snapshots, and metrics."""
+
+from ._blocking import BlockingCallDetected, BlockingDetector, BlockingReport, detect_blocking
+from ._snapshot import ActorSnapshot, format_snapshot
+
+__all__ = [
+    "ActorSnapshot",
+    "BlockingCallDetected",
+    "BlockingDetector",
+    "BlockingReport",
+    "detect_blocking",
+    "format_snapshot",
+]
