@@ -30,7 +30,14 @@ from .actors import (
 )
 from .launcher import run
 from .mailbox import MailboxStatistics, Overflow
-from .pools import PriorityPool, ResourcePool
+from .pools import (
+    ClassStatistics,
+    Lease,
+    PoolStatistics,
+    PriorityPool,
+    ResourcePool,
+    ResourcePoolStatistics,
+)
 from .supervision import (
     Backoff,
     ChildCounts,
@@ -57,17 +64,21 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ChildState",
+    "ClassStatistics",
     "DeadLetter",
     "DeadLetterReason",
     "DeadLetters",
     "ExitReason",
+    "Lease",
     "MailboxFull",
     "MailboxStatistics",
     "NoHandler",
     "Overflow",
     "PoolOverloaded",
+    "PoolStatistics",
     "PriorityPool",
     "ResourcePool",
+    "ResourcePoolStatistics",
     "Restart",
     "RestartIntensityExceeded",
     "Strategy",

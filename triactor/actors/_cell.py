@@ -21,6 +21,7 @@ from .._errors import ActorStopped, MailboxFull, NoHandler
 from .._groups import unwrapped_group
 from ..mailbox import EMPTY, Mailbox, Overflow
 from ..pools._context import default_priority
+from ..pools._owner import default_owner
 from ._actor import Actor
 from ._dead_letters import DeadLetterReason
 from ._request import Request
@@ -352,6 +353,7 @@ class ActorCell:
         self.instance = instance
         self.task = trio.lowlevel.current_task()
         current_cell.set(self)
+        default_owner.set(self.path)  # an actor's tasks take one turn together in pools
         if self.actor_class.priority is not None:
             default_priority.set(self.actor_class.priority)
         try:

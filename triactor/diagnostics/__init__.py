@@ -1,6 +1,7 @@
 """Diagnostics: the blocking-call detector, actor snapshots, and metrics."""
 
 from ._blocking import BlockingCallDetected, BlockingDetector, BlockingReport, detect_blocking
+from ._metrics import render_metrics, serve_metrics
 from ._snapshot import ActorSnapshot, format_snapshot
 
 __all__ = [
@@ -10,4 +11,6 @@ __all__ = [
     "BlockingReport",
     "detect_blocking",
     "format_snapshot",
+    "render_metrics",
+    "serve_metrics",
 ]

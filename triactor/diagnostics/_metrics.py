@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING
 import trio
 from loguru import logger
 
+from ._snapshot import ActorSnapshot
+
 if TYPE_CHECKING:
     from ..actors import ActorSystem
     from ..pools import PriorityPool
 
 __all__ = ["render_metrics", "serve_metrics"]
-
-#: Upper bounds (seconds) of the pool wait histogram buckets.
-WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 
 
 def _escape(value: str) -> str:
@@ -39,7 +38,7 @@ def render_metrics(system: ActorSystem, pools: Mapping[str, PriorityPool] | None
     """
     snapshots = system.snapshot()
     lines: list[str] = []
-    per_actor: list[tuple[str, str, str, Callable[[object], float]]] = [
+    per_actor: list[tuple[str, str, str, Callable[[ActorSnapshot], float]]] = [
         ("triactor_mailbox_depth", "gauge", "Messages queued now.", lambda s: s.mailbox_depth),
         (
             "triactor_mailbox_high_water",
@@ -90,7 +89,7 @@ def _pool_lines(pool_name: str, pool: PriorityPool) -> list[str]:
     lines = ["# HELP triactor_pool_wait_seconds Time from request to grant, by class."]
     lines.append("# TYPE triactor_pool_wait_seconds histogram")
     stats = pool.statistics()
-    for class_name, histogram in pool.wait_histograms(WAIT_BUCKETS).items():
+    for class_name, histogram in pool.wait_histograms().items():
         labels = {"pool": pool_name, "class": class_name}
         for bound, count in histogram.buckets:
             lines.append(
