@@ -10,6 +10,7 @@ import trio
 import trio.testing
 from supervision_support import Crash, Hang, Journal, Ping, StopSelf, Worker, messages_of
 
+import triactor
 from triactor import (
     ActorNotFound,
     Backoff,
@@ -496,3 +497,41 @@ def test_specs_reject_bad_input() -> None:
         Supervisor("root", [], within=0)
     with pytest.raises(ValueError, match="name"):
         Supervisor("a/b", [])
+
+
+# -- triactor.run --------------------------------------------------------------------------------
+
+
+def test_run_raises_an_actionable_report_when_the_root_gives_up() -> None:
+    journal = Journal()
+    journal.fail_start.add("bad")
+    tree = Supervisor("root", specs(journal, "good", "bad"), max_restarts=1, within=60)
+    with pytest.raises(RestartIntensityExceeded) as caught:
+        triactor.run(tree, handle_signals=False)
+    report = caught.value.report()
+    assert "Supervisor /root gave up." in report
+    assert "child:     /root/bad" in report
+    assert "restarts:  2 within 60 s (max_restarts=1)" in report
+    assert "RuntimeError: bad cannot start" in report  # the last exception's traceback
+    assert "supervision_support.py" in report
+    assert "What to do" in report
+
+
+class ShutsDown(Worker):
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.system.begin_shutdown()  # a clean stop of the whole tree
+
+
+def test_run_returns_after_a_clean_stop() -> None:
+    journal = Journal()
+    tree = Supervisor(
+        "root", [*specs(journal, "a"), ChildSpec(ShutsDown, args=(journal,), name="b")]
+    )
+    triactor.run(tree, handle_signals=False)  # returns: the tree stopped cleanly
+    assert journal.events == [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")]
+
+
+def test_run_takes_only_a_supervisor() -> None:
+    with pytest.raises(TypeError, match="Supervisor"):
+        triactor.run(object())  # type: ignore[arg-type]

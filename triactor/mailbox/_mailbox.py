@@ -44,6 +44,7 @@ EMPTY: Final = _Empty()
 #: Why the mailbox dropped an item: the overflow policy that dropped it.
 DropReason = Overflow
 
+
 @final
 @attrs.frozen
 class MailboxStatistics:
@@ -121,9 +122,7 @@ class Mailbox:
         describe: Callable[[object], str] = lambda item: type(item).__name__,
     ) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool):
-            raise TypeError(
-                f"mailbox capacity of actor {owner!r} must be an int, got {capacity!r}"
-            )
+            raise TypeError(f"mailbox capacity of actor {owner!r} must be an int, got {capacity!r}")
         if capacity < 1:
             raise ValueError(
                 f"mailbox capacity of actor {owner!r} must be at least 1, got {capacity}; "
