@@ -1,6 +1,6 @@
 """A multi-agent document pipeline under a supervision tree: triactor's main example.
 
-    python -m examples.pipeline [--items 400] [--seed 1]
+    python -m examples.pipeline [--items 400] [--seed 1] [--quiet]
 
 The agents:
 
@@ -23,6 +23,7 @@ actor system; no server is needed.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import random
 import sys
@@ -327,8 +328,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=400, help="documents to process")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the documents")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the report")
     args = parser.parse_args(argv)
-    report = trio.run(run_pipeline, args.items, args.seed)
+    run = functools.partial(run_pipeline, progress=not args.quiet)
+    report = trio.run(run, args.items, args.seed)
     print_report(report)
 
 

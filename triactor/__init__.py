@@ -28,7 +28,7 @@ from .actors import (
     handler,
     open_actor_system,
 )
-from .launcher import run
+from .launcher import ActorPortal, RunResult, run, start_in_thread
 from .mailbox import MailboxStatistics, Overflow
 from .pools import (
     ClassStatistics,
@@ -53,6 +53,7 @@ __all__ = [
     "Actor",
     "ActorError",
     "ActorNotFound",
+    "ActorPortal",
     "ActorRef",
     "ActorState",
     "ActorStatistics",
@@ -81,6 +82,7 @@ __all__ = [
     "ResourcePoolStatistics",
     "Restart",
     "RestartIntensityExceeded",
+    "RunResult",
     "Strategy",
     "Supervisor",
     "SystemStatistics",
@@ -88,4 +90,5 @@ __all__ = [
     "handler",
     "open_actor_system",
     "run",
+    "start_in_thread",
 ]

@@ -116,7 +116,8 @@ class ActorSystem:
         self.dead_letters = DeadLetters(dead_letters_kept)
         self._cells_by_name: dict[str, ActorCell] = {}
         self._cells_by_path: dict[str, ActorCell] = {}
-        self._top_level: dict[ActorCell | ActorRef, None] = {}
+        # Top-level cells in spawn order (a dict: ordered, with O(1) removal).
+        self._top_level: dict[ActorCell, None] = {}
         self._serial = itertools.count(1)
         self._converter = cattrs.Converter()
         self._shutting_down = False
@@ -163,9 +164,9 @@ class ActorSystem:
             if args or kwargs:
                 raise TypeError("spawn(supervisor) takes no constructor arguments")
             self._check_open(type(target).__name__)
-            ref = await target.spawn_into(self, self._nursery)
-            self._top_level[ref] = None
-            return ref
+            # It spawns its own top-level actor through this system (so it is shut down in
+            # order with the others, draining like them).
+            return await target.spawn_into(self, self._nursery)
         cell = self.new_cell(
             target,
             args,
@@ -334,10 +335,6 @@ class ActorSystem:
             del self._cells_by_path[cell.path]
         self._top_level.pop(cell, None)
 
-    def forget_top_level(self, ref: ActorRef) -> None:
-        """Drop a stopped top-level supervisor from the shutdown list."""
-        self._top_level.pop(ref, None)
-
     # -- supervisors' dynamic children ----------------------------------------------------------
 
     def _supervisor_ref(self, supervisor: ActorRef | str) -> ActorRef:
@@ -491,12 +488,9 @@ class ActorSystem:
         self._shutting_down = True
         with self._shutdown_scope:
             while self._top_level:
-                member = next(reversed(self._top_level))
-                self._top_level.pop(member)
-                if isinstance(member, ActorCell):
-                    await self.stop_cell(member, drain=True)
-                else:
-                    await member.stop()
+                cell = next(reversed(self._top_level))
+                self._top_level.pop(cell)
+                await self.stop_cell(cell, drain=True)
         self._shutdown_finished.set()
         if self._shutdown_scope.cancelled_caught:
             logger.warning("actor system shutdown was aborted; remaining actors were cancelled")

@@ -1,0 +1,280 @@
+"""The ``triactor`` command, run as a subprocess: exit codes, signals, reports, bad targets.
+
+These tests use real time, so each waits for a line of the child's output before acting
+(never sleep-and-hope) and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+WAIT = 15.0  # seconds: the bound on any single wait for the child
+
+
+def triactor_command() -> list[str]:
+    """The installed ``triactor`` console script (``python -m triactor.launcher`` if absent)."""
+    script = Path(sys.executable).with_name("triactor")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "triactor.launcher"]
+
+
+class Child:
+    """A ``triactor`` subprocess whose output lines are read as they come."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [*triactor_command(), *args],
+            cwd=TESTS_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: IO[str] | None, into: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            into.append(line)
+            self._lines.put(line)
+
+    def output(self) -> str:
+        return "".join(self.stdout) + "".join(self.stderr)
+
+    def wait_for(self, text: str, timeout: float = WAIT) -> None:
+        """Return once a line of output contains ``text``; fail after ``timeout`` seconds."""
+        if any(text in line for line in self.stdout + self.stderr):
+            return
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if text in self._lines.get(timeout=left):
+                    return
+            except queue.Empty:
+                break
+        pytest.fail(f"no line with {text!r} within {timeout} s; output:\n{self.output()}")
+
+    def send(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = WAIT) -> int:
+        """Wait for the exit (at most ``timeout`` s) and for all output; return the exit code."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"triactor did not exit within {timeout} s; output:\n{self.output()}")
+        for reader in self._readers:
+            reader.join(WAIT)
+        return code
+
+
+@pytest.fixture
+def launch() -> Iterator[type[Child]]:
+    """Start ``triactor`` subprocesses; any still running at the end of the test is killed."""
+    children: list[Child] = []
+
+    class Tracked(Child):
+        def __init__(self, *args: str) -> None:
+            super().__init__(*args)
+            children.append(self)
+
+    yield Tracked
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+
+
+def run_to_end(*args: str) -> tuple[int, str, str]:
+    """Run ``triactor`` to its end; return the exit code, stdout and stderr."""
+    done = subprocess.run(
+        [*triactor_command(), *args],
+        cwd=TESTS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_console_script_is_installed() -> None:
+    assert Path(sys.executable).with_name("triactor").exists(), (
+        "the `triactor` command is missing: reinstall with pip install -e '.[dev]'"
+    )
+
+
+def test_a_run_that_ends_by_itself_exits_0() -> None:
+    code, out, err = run_to_end("run", "launcher_fixtures.apps:finite_tree")
+    assert code == 0, err
+    assert out == "work done\n"
+    assert "tree /app started: 2 actors running" in err
+    assert "Traceback" not in err
+
+
+def test_an_async_factory_is_awaited() -> None:
+    code, out, err = run_to_end("run", "launcher_fixtures.apps:async_finite_tree")
+    assert (code, out) == (0, "work done\n"), err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_tree_gracefully_and_exits_0(
+    launch: type[Child], signum: signal.Signals
+) -> None:
+    child = launch("run", "launcher_fixtures.apps:tree", "--shutdown-timeout", "5")
+    child.wait_for("tree /app started")
+    signalled = time.monotonic()
+    child.send(signum)
+    assert child.finish() == 0, child.output()
+    assert time.monotonic() - signalled < 5.0
+    err = "".join(child.stderr)
+    assert f"{signum.name}: stopping /app gracefully within 5 s" in err
+    assert "tree stopped gracefully in" in err
+    assert any(line.startswith("worker stopped: processed") for line in child.stdout)
+
+
+def test_a_second_signal_cancels_at_once(launch: type[Child]) -> None:
+    # The hanger ignores the stop request; its shutdown_timeout (60 s) would hold the stop.
+    child = launch("run", "launcher_fixtures.failing:hangs", "--shutdown-timeout", "60")
+    child.wait_for("tree /app started")
+    child.send(signal.SIGINT)
+    child.wait_for("stopping /app gracefully")
+    signalled = time.monotonic()
+    child.send(signal.SIGINT)
+    assert child.finish() == 130, child.output()
+    assert time.monotonic() - signalled < 5.0
+    assert "hanger on_stop ran\n" in child.stdout
+    err = "".join(child.stderr)
+    assert "SIGINT: cancelling every actor now" in err
+    assert "the shutdown was cut short (SIGINT); exiting with code 130" in err
+
+
+def test_the_shutdown_deadline_cancels_what_is_left(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.failing:hangs", "--shutdown-timeout", "0.5")
+    child.wait_for("tree /app started")
+    signalled = time.monotonic()
+    child.send(signal.SIGTERM)
+    assert child.finish() == 1, child.output()
+    assert 0.5 <= time.monotonic() - signalled < 5.0
+    err = "".join(child.stderr)
+    assert "did not finish within 0.5 s" in err
+    assert "exiting with code 1" in err
+    assert "hanger on_stop ran\n" in child.stdout
+
+
+def test_a_signal_during_startup_cancels_the_start(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.apps:slow_start")
+    child.wait_for("starting slowly")
+    child.send(signal.SIGINT)
+    assert child.finish() == 130, child.output()
+    assert "SIGINT: cancelling the tree while it starts" in "".join(child.stderr)
+
+
+def test_a_root_that_gives_up_exits_1_with_the_report() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.failing:gives_up")
+    assert code == 1
+    report = err[err.index("triactor: the root supervisor gave up; exiting with code 1.") :]
+    assert "Supervisor /root gave up." in report
+    assert "child:     /root/crasher" in report
+    assert "restarts:  3 within 60 s (max_restarts=2)" in report
+    assert "RuntimeError: the crasher exploded" in report
+    assert "What to do:" in report
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("launcher_fixtures.nope:tree", "no module named 'launcher_fixtures.nope'"),
+        ("launcher_fixtures.apps:nope", "'launcher_fixtures.apps' has no attribute 'nope'"),
+        ("launcher_fixtures.apps:NOT_A_TREE", "is an int, not a Supervisor or a function"),
+        ("launcher_fixtures.apps:returns_a_dict", "returned a dict; it must return a"),
+        ("launcher_fixtures.apps", "expected a target of the form module:attr"),
+    ],
+)
+def test_a_bad_target_exits_2_with_one_clear_line(target: str, message: str) -> None:
+    code, out, err = run_to_end("run", target)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("triactor: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_a_module_that_fails_to_import_shows_its_own_traceback() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.broken:tree")
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == (
+        "triactor: error: importing module 'launcher_fixtures.broken' failed: "
+        "No module named 'triactor_fixture_dependency_that_is_not_installed'"
+    )
+    assert lines[1] == "Traceback (most recent call last):"
+    assert "launcher_fixtures/broken.py" in lines[2]  # the user's frame comes first
+    assert "importlib" not in err and "triactor/launcher" not in err
+
+
+def test_bad_options_exit_2() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.apps:tree", "--shutdown-timeout", "-1")
+    assert code == 2
+    assert "must be >= 0 seconds" in err
+
+
+def test_json_log_lines() -> None:
+    code, _, err = run_to_end(
+        "run", "launcher_fixtures.apps:finite_tree", "--json", "--log-level", "debug"
+    )
+    assert code == 0
+    records = [json.loads(line) for line in err.splitlines()]
+    started = [r for r in records if r["record"]["message"].startswith("tree /app started")]
+    assert started and started[0]["record"]["level"]["name"] == "INFO"
+
+
+def test_log_level_hides_less_severe_lines() -> None:
+    code, out, err = run_to_end(
+        "run", "launcher_fixtures.apps:finite_tree", "--log-level", "WARNING"
+    )
+    assert (code, out, err) == (0, "work done\n", "")
+
+
+def test_no_status_line_when_not_a_terminal() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.apps:finite_tree")
+    assert code == 0
+    assert "\r" not in err and "\x1b" not in err
+
+
+def test_tree_draws_without_running() -> None:
+    code, out, err = run_to_end("tree", "launcher_fixtures.failing:gives_up")
+    assert (code, err) == (0, "")
+    assert out == (
+        "root  (supervisor one_for_one, max 2 restarts in 60 s)\n"
+        "└── crasher  Crasher (permanent, shutdown 5 s, mailbox 1000 block)\n"
+    )
+
+
+def test_tree_with_a_bad_target_exits_2() -> None:
+    code, _, err = run_to_end("tree", "launcher_fixtures.apps:needs_arguments")
+    assert code == 2
+    assert "takes required arguments (size)" in err

@@ -1,0 +1,263 @@
+"""The ``triactor`` command: ``triactor run module:attr`` and ``triactor tree module:attr``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import TextIO
+
+import trio
+from loguru import logger
+
+from .._errors import RestartIntensityExceeded
+from ..supervision import Supervisor
+from ._loading import TargetError, TargetFailed, build_tree
+from ._logging import LEVELS, configure_logging
+from ._run import Monitor, RunResult, run_tree
+from ._status import StatusLine
+from ._tree_view import render_tree
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "exit_code", "main"]
+
+#: Exit codes of ``triactor run``, besides 128 + N after a second signal N.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+_DESCRIPTION = """\
+Run a triactor supervision tree as a program, or draw it.
+
+TARGET is module:attr, where attr is a triactor.Supervisor or a function (sync or async)
+that takes no arguments and returns one; the module is imported from the current directory
+or sys.path, e.g. `triactor run myapp.main:tree`.
+"""
+
+_RUN_EPILOG = """\
+SIGINT (Ctrl-C) or SIGTERM stops the tree gracefully: actors stop in reverse start order,
+each finishing its mailbox, within --shutdown-timeout; a second signal cancels them at once.
+
+exit codes: 0 clean stop; 1 the root supervisor gave up (a report follows), the tree failed
+to start, or the shutdown overran its deadline; 2 a bad TARGET or option; 128+N stopped at
+once by a second signal N (130 for SIGINT, 143 for SIGTERM).
+"""
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _version() -> str:
+    try:
+        return version("triactor")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line parser of ``triactor`` (its ``run`` and ``tree`` subcommands)."""
+    parser = argparse.ArgumentParser(
+        prog="triactor",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"triactor {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a supervision tree until it stops or is signalled",
+        description="Run the supervision tree TARGET (module:attr) until it stops.",
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("target", metavar="TARGET", help="module:attr naming the tree")
+    run.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"the least severe log level shown: {', '.join(LEVELS)} (default: INFO)",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="write logs as JSON lines (one record per line)"
+    )
+    run.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=_DEFAULT_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="how long the graceful shutdown may take before what is left is cancelled "
+        f"(default: {_DEFAULT_SHUTDOWN_TIMEOUT:g}; 'inf' for no deadline)",
+    )
+    run.add_argument(
+        "--status",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the live status line on stderr: auto shows it only when stderr is a terminal "
+        "and logs are not JSON (default: auto)",
+    )
+    run.set_defaults(handler=_run_command)
+
+    tree = commands.add_parser(
+        "tree",
+        help="draw a supervision tree without running it",
+        description="Draw the supervision tree TARGET (module:attr) without running it: "
+        "names, strategies, restart types and intensities.",
+    )
+    tree.add_argument("target", metavar="TARGET", help="module:attr naming the tree")
+    tree.add_argument("--ascii", action="store_true", help="draw with ASCII characters only")
+    tree.set_defaults(handler=_tree_command)
+    return parser
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _error(message: str) -> None:
+    print(f"triactor: error: {message}", file=sys.stderr)
+
+
+_HIDDEN_DIRS = (
+    os.path.dirname(importlib.__file__) + os.sep,
+    os.path.dirname(__file__) + os.sep,
+)
+
+
+def _is_internal(filename: str) -> bool:
+    return filename.startswith(("<frozen importlib", *_HIDDEN_DIRS))
+
+
+def _user_traceback(error: BaseException) -> str:
+    """``error``'s traceback without the frames of importlib and the launcher."""
+    summary = traceback.TracebackException.from_exception(error)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not _is_internal(frame.filename)]
+    )
+    return "".join(summary.format()).rstrip("\n")
+
+
+def _report_failed_target(failure: TargetFailed) -> int:
+    _error(str(failure))
+    if failure.__cause__ is not None:
+        print(_user_traceback(failure.__cause__), file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _report_gave_up(error: RestartIntensityExceeded, *, json: bool) -> int:
+    report = error.report()
+    if json:
+        logger.bind(supervisor=error.supervisor, child=error.child).critical(
+            "the root supervisor gave up; exit code {}\n{}", EXIT_FAILED, report
+        )
+    else:
+        print(
+            f"\ntriactor: the root supervisor gave up; exiting with code {EXIT_FAILED}.\n\n"
+            f"{report}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED
+
+
+def exit_code(result: RunResult) -> int:
+    """The exit code of ``triactor run`` for a run that ended with ``result``.
+
+    0 after a graceful stop; 128 + N when a second signal N cut the shutdown short; 1 when
+    the shutdown deadline did.
+    """
+    if result.clean:
+        return EXIT_OK
+    try:
+        return 128 + signal.Signals[result.aborted_by or ""].value
+    except KeyError:
+        return EXIT_FAILED
+
+
+async def _run_target(target: str, shutdown_timeout: float, monitor: Monitor) -> RunResult:
+    tree = await build_tree(target)
+    return await run_tree(
+        tree,
+        handle_signals=True,
+        shutdown_timeout=None if math.isinf(shutdown_timeout) else shutdown_timeout,
+        monitor=monitor,
+    )
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    tty = _isatty(sys.stderr)
+    status = StatusLine(
+        sys.stderr,
+        enabled=args.status == "on" or (args.status == "auto" and tty and not args.json),
+    )
+    configure_logging(status.write, level=args.log_level, json=args.json, colorize=tty)
+    try:
+        result = trio.run(_run_target, args.target, args.shutdown_timeout, status.run)
+    except TargetError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except TargetFailed as exc:
+        return _report_failed_target(exc)
+    except RestartIntensityExceeded as exc:
+        return _report_gave_up(exc, json=args.json)
+    except KeyboardInterrupt:
+        _error("interrupted before the tree started")
+        return 128 + signal.SIGINT.value
+    except Exception as exc:
+        logger.opt(exception=exc).critical("the tree failed: {!r}", exc)
+        return EXIT_FAILED
+    code = exit_code(result)
+    if code != EXIT_OK:
+        logger.error(
+            "the shutdown was cut short ({}); exiting with code {}", result.aborted_by, code
+        )
+    return code
+
+
+def _can_draw_boxes(stream: TextIO) -> bool:
+    try:
+        "├└│±".encode(stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _tree_command(args: argparse.Namespace) -> int:
+    try:
+        tree: Supervisor = trio.run(build_tree, args.target)
+    except TargetError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except TargetFailed as exc:
+        return _report_failed_target(exc)
+    ascii_only = args.ascii or not _can_draw_boxes(sys.stdout)
+    print(render_tree(tree, ascii_only=ascii_only))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``triactor`` command; returns the exit code (the console script exits with it).
+
+    ``triactor run module:attr`` runs a tree (see ``triactor run --help``);
+    ``triactor tree module:attr`` draws one. A bad target prints a one-line error and returns
+    2, never a bare traceback.
+    """
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
