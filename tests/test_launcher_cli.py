@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -278,3 +279,58 @@ def test_tree_with_a_bad_target_exits_2() -> None:
     code, _, err = run_to_end("tree", "launcher_fixtures.apps:needs_arguments")
     assert code == 2
     assert "takes required arguments (size)" in err
+
+
+# -- diagnostics through the launcher ------------------------------------------------------------
+
+
+def test_status_prints_every_actor_of_a_running_tree(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.apps:tree", "--status", "off")
+    child.wait_for("tree /app started")
+    code, out, err = run_to_end("status", str(child.proc.pid))
+    assert code == 0, err
+    assert f"triactor pid {child.proc.pid}: 2 actors" in out
+    assert "app [idle]" in out
+    assert "worker [processing] handling Job for" in out
+    assert "mailbox 19" in out
+    child.wait_for("worker [processing]")  # SIGUSR1 also writes the report to stderr
+    child.send(signal.SIGTERM)
+    assert child.finish() == 0
+
+
+def test_status_of_a_missing_process_exits_2() -> None:
+    code, _, err = run_to_end("status", "999999999")
+    assert code == 2
+    assert "no process 999999999" in err
+
+
+def test_blocking_calls_are_reported_with_their_line() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.apps:blocking_tree", "--status", "off")
+    assert code == 0, err
+    assert "actor /app/dozer handling Finish blocked the Trio loop" in err
+    assert "apps.py" in err and "in finish" in err
+
+
+def test_blocking_detector_can_be_turned_off() -> None:
+    code, _, err = run_to_end(
+        "run",
+        "launcher_fixtures.apps:blocking_tree",
+        "--status",
+        "off",
+        "--blocking-threshold",
+        "0",
+    )
+    assert code == 0, err
+    assert "blocked the Trio loop" not in err
+
+
+def test_metrics_port_serves_prometheus_text(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.apps:tree", "--status", "off", "--metrics-port", "0")
+    child.wait_for("tree /app started")
+    [line] = [line for line in child.stderr if "metrics at http://" in line]
+    url = line.split("metrics at ", 1)[1].split()[0]
+    with urllib.request.urlopen(url, timeout=WAIT) as response:
+        body = response.read().decode()
+    assert 'triactor_mailbox_depth{actor="/app/worker"} 19' in body
+    child.send(signal.SIGTERM)
+    assert child.finish() == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import attrs
 import trio
 import trio.lowlevel
@@ -104,3 +106,20 @@ class Namespace:
     """Holds a tree one attribute deeper (``apps:Namespace.tree``)."""
 
     tree = Supervisor("nested", [ChildSpec(Finisher, name="finisher")])
+
+
+class Dozer(Actor):
+    """Blocks the loop once with a synchronous sleep, then stops the system."""
+
+    async def on_start(self) -> None:
+        await self.ref.tell(Finish())
+
+    @handler
+    async def finish(self, msg: Finish) -> None:
+        time.sleep(0.4)  # noqa: ASYNC251 - the accidental blocking call the launcher reports
+        self.system.begin_shutdown()
+
+
+def blocking_tree() -> Supervisor:
+    """A tree whose actor blocks the event loop."""
+    return Supervisor("app", [ChildSpec(Dozer, name="dozer")])

@@ -18,6 +18,7 @@ from loguru import logger
 
 from .._errors import RestartIntensityExceeded
 from ..supervision import Supervisor
+from ._introspection import request_status
 from ._loading import TargetError, TargetFailed, build_tree
 from ._logging import LEVELS, configure_logging
 from ._run import Monitor, RunResult, run_tree
@@ -30,6 +31,7 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "exit_code", 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 _DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+_DEFAULT_BLOCKING_THRESHOLD = 0.1
 
 _DESCRIPTION = """\
 Run a triactor supervision tree as a program, or draw it.
@@ -110,7 +112,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="the live status line on stderr: auto shows it only when stderr is a terminal "
         "and logs are not JSON (default: auto)",
     )
+    run.add_argument(
+        "--blocking-threshold",
+        type=_seconds,
+        default=_DEFAULT_BLOCKING_THRESHOLD,
+        metavar="SECONDS",
+        help="warn (with the line and the stack) when a task holds the event loop this long "
+        f"without yielding (default: {_DEFAULT_BLOCKING_THRESHOLD:g}; 0 turns it off)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics",
+    )
     run.set_defaults(handler=_run_command)
+
+    status = commands.add_parser(
+        "status",
+        help="print what every actor of a running `triactor run` process is doing",
+        description="Ask the `triactor run` process PID (by SIGUSR1) for a snapshot of its "
+        "actors: state, mailbox, counts, the message being handled and for how long, and the "
+        "await stacks of handlers busy for a second or more.",
+    )
+    status.add_argument("pid", type=int, metavar="PID", help="the process id of `triactor run`")
+    status.add_argument(
+        "--timeout", type=_seconds, default=5.0, metavar="SECONDS", help="default: 5"
+    )
+    status.set_defaults(handler=_status_command)
 
     tree = commands.add_parser(
         "tree",
@@ -190,14 +220,28 @@ def exit_code(result: RunResult) -> int:
         return EXIT_FAILED
 
 
-async def _run_target(target: str, shutdown_timeout: float, monitor: Monitor) -> RunResult:
-    tree = await build_tree(target)
+async def _run_target(args: argparse.Namespace, monitor: Monitor) -> RunResult:
+    tree = await build_tree(args.target)
     return await run_tree(
         tree,
         handle_signals=True,
-        shutdown_timeout=None if math.isinf(shutdown_timeout) else shutdown_timeout,
+        shutdown_timeout=None if math.isinf(args.shutdown_timeout) else args.shutdown_timeout,
         monitor=monitor,
+        blocking_threshold=args.blocking_threshold or None,
+        metrics_port=args.metrics_port,
     )
+
+
+def _status_command(args: argparse.Namespace) -> int:
+    try:
+        print(request_status(args.pid, args.timeout), end="")
+    except ProcessLookupError:
+        _error(f"no process {args.pid}")
+        return EXIT_USAGE
+    except (PermissionError, TimeoutError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -208,7 +252,7 @@ def _run_command(args: argparse.Namespace) -> int:
     )
     configure_logging(status.write, level=args.log_level, json=args.json, colorize=tty)
     try:
-        result = trio.run(_run_target, args.target, args.shutdown_timeout, status.run)
+        result = trio.run(_run_target, args, status.run)
     except TargetError as exc:
         _error(str(exc))
         return EXIT_USAGE

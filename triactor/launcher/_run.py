@@ -8,6 +8,7 @@ left at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import signal
@@ -20,7 +21,9 @@ import trio
 from loguru import logger
 
 from ..actors import ActorRef, ActorSystem, open_actor_system
+from ..diagnostics import detect_blocking, serve_metrics
 from ..supervision import Supervisor
+from ._introspection import report_on_signal
 
 __all__ = ["Monitor", "RunResult", "RunningTree", "run", "run_tree"]
 
@@ -186,6 +189,8 @@ async def run_tree(
     handle_signals: bool = True,
     shutdown_timeout: float | None = None,
     monitor: Monitor | None = None,
+    blocking_threshold: float | None = None,
+    metrics_port: int | None = None,
     task_status: trio.TaskStatus[RunningTree] = trio.TASK_STATUS_IGNORED,
 ) -> RunResult:
     """Run ``tree`` in a new actor system until it stops; the async core of :func:`run`.
@@ -202,21 +207,48 @@ async def run_tree(
             cancelled; default: no overall deadline (each actor is still bounded by its own
             ``shutdown_timeout``).
         monitor: an async function run beside the tree (see :data:`Monitor`).
+        blocking_threshold: log a warning (with the blocking line and stack) whenever a task
+            holds the loop this many seconds or more; None: no detector.
+        metrics_port: serve Prometheus metrics at ``http://127.0.0.1:PORT/metrics``.
+
+    With ``handle_signals``, SIGUSR1 writes a snapshot of every actor to stderr and to the
+    status file that ``triactor status PID`` reads.
 
     Returns:
         A :class:`RunResult`: who stopped the tree and whether it stopped gracefully.
 
     Raises:
         RestartIntensityExceeded: if the root supervisor gives up.
+        OSError: if ``metrics_port`` cannot be bound.
         TypeError, ValueError: for a bad ``shutdown_timeout``.
         Exception: whatever an actor's constructor or ``on_start`` raised at startup.
     """
     deadline = _check_timeout(shutdown_timeout)
+    async with contextlib.AsyncExitStack() as stack:
+        if blocking_threshold is not None:
+            await stack.enter_async_context(detect_blocking(blocking_threshold))
+        result = await _run_system(
+            tree, handle_signals, deadline, monitor, metrics_port, task_status
+        )
+    return result
+
+
+async def _run_system(
+    tree: Supervisor,
+    handle_signals: bool,
+    deadline: float,
+    monitor: Monitor | None,
+    metrics_port: int | None,
+    task_status: trio.TaskStatus[RunningTree],
+) -> RunResult:
     async with open_actor_system() as system, trio.open_nursery() as nursery:
         running = RunningTree(system, nursery, deadline)
         try:
             if handle_signals:
                 await nursery.start(_stop_on_signals, running)
+                await nursery.start(report_on_signal, system)
+            if metrics_port is not None:
+                await nursery.start(serve_metrics, system, metrics_port)
             root = await running._start(tree)
             if root is not None:
                 logger.info(
@@ -245,6 +277,8 @@ def run(
     handle_signals: bool | None = None,
     shutdown_timeout: float | None = None,
     monitor: Monitor | None = None,
+    blocking_threshold: float | None = None,
+    metrics_port: int | None = None,
 ) -> RunResult:
     """Run a supervision tree as a program: start Trio, the system and ``tree``; block until done.
 
@@ -264,6 +298,9 @@ def run(
         shutdown_timeout: seconds the whole graceful shutdown may take; default: no overall
             deadline.
         monitor: an async function run beside the tree (see :data:`Monitor`).
+        blocking_threshold: warn about tasks holding the loop this long (see
+            :func:`run_tree`).
+        metrics_port: serve Prometheus metrics on this loopback port.
 
     Returns:
         A :class:`RunResult` once the tree has stopped: ``result.clean`` says whether
@@ -292,5 +329,7 @@ def run(
             handle_signals=handle_signals,
             shutdown_timeout=shutdown_timeout,
             monitor=monitor,
+            blocking_threshold=blocking_threshold,
+            metrics_port=metrics_port,
         )
     )
