@@ -1,6 +1,6 @@
 """A multi-agent document pipeline under a supervision tree: triactor's main example.
 
-    python -m examples.pipeline [--items 400] [--seed 1] [--quiet]
+    python -m examples.pipeline [--items 400] [--seed 1] [--quiet] [--verbose]
 
 The agents:
 
@@ -29,9 +29,11 @@ import random
 import sys
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
+from loguru import logger
 
 from triactor import (
     Actor,
@@ -45,6 +47,9 @@ from triactor import (
     handler,
     open_actor_system,
 )
+
+if TYPE_CHECKING:
+    from loguru import Record
 
 FETCHERS = 4
 
@@ -323,13 +328,26 @@ def print_report(report: dict[str, object]) -> None:
         )
 
 
+def _short_log_line(record: Record) -> str:
+    # A callable format: loguru then appends no traceback.
+    return "{time:HH:mm:ss.SSS} {level: <7} {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run the pipeline, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=400, help="documents to process")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the documents")
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only the report")
+    parser.add_argument(
+        "--verbose", action="store_true", help="full logs, with every crash's traceback"
+    )
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # This program owns its logging (the library adds no sinks): one line per warning or
+        # crash, without the tracebacks that --verbose shows.
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING", format=_short_log_line)
     run = functools.partial(run_pipeline, progress=not args.quiet)
     report = trio.run(run, args.items, args.seed)
     print_report(report)

@@ -13,6 +13,7 @@ from ..mailbox import Overflow
 from ._cell import ActorState, current_cell
 from ._dead_letters import DeadLetterReason
 from ._request import Request
+from ._statistics import ActorStatistics, actor_statistics
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -55,6 +56,10 @@ class ActorRef(abc.ABC):
     @abc.abstractmethod
     def is_alive(self) -> bool:
         """False once the actor has stopped for good (it may be restarting when True)."""
+
+    @abc.abstractmethod
+    def statistics(self) -> ActorStatistics:
+        """Return the actor's :class:`~triactor.ActorStatistics` snapshot (counts, mailbox)."""
 
     @abc.abstractmethod
     async def tell(self, message: object, *, priority: int = 0) -> None:
@@ -130,10 +135,7 @@ class LocalActorRef(ActorRef):
     def is_alive(self) -> bool:
         return self._cell.state is not ActorState.STOPPED
 
-    def statistics(self) -> Any:
-        """Return the actor's :class:`~triactor.ActorStatistics` snapshot."""
-        from ._statistics import actor_statistics
-
+    def statistics(self) -> ActorStatistics:
         return actor_statistics(self._cell)
 
     def __repr__(self) -> str:

@@ -10,7 +10,6 @@ import attrs
 import trio
 
 from ..actors import ActorRef, ActorSystem
-from ..actors._ref import LocalActorRef
 
 __all__ = ["StatusLine", "StatusSnapshot", "format_status", "take_snapshot"]
 
@@ -42,11 +41,10 @@ def take_snapshot(system: ActorSystem) -> StatusSnapshot:
     processed = restarts = queued = 0
     refs = system.actors()
     for ref in refs:
-        if isinstance(ref, LocalActorRef):
-            stats = ref.statistics()
-            processed += stats.processed
-            restarts += stats.restarts
-            queued += stats.mailbox.depth
+        stats = ref.statistics()
+        processed += stats.processed
+        restarts += stats.restarts
+        queued += stats.mailbox.depth
     system_stats = system.statistics()
     return StatusSnapshot(
         actors=len(refs),
