@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import attrs
@@ -186,3 +187,28 @@ async def test_the_same_actor_may_be_asked_again_once_the_chain_is_done(
         a = system.lookup("a")
         assert await a.ask(AskNext(("b",))) == "b"
         assert await system.lookup("b").ask(AskNext(("a",))) == "a"  # not a cycle: a is free
+
+
+async def test_detector_falls_back_to_a_thread_when_sigalrm_is_taken() -> None:
+    def users_handler(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGALRM, users_handler)
+    try:
+        async with detect_blocking(0.1, mode="record") as detector:
+            assert detector._watchdog is not None  # the thread watchdog, not the timer
+            async with open_actor_system() as system:
+                await (await system.spawn(Sleepy, name="sleepy")).ask(Nap(0.3))
+        assert signal.getsignal(signal.SIGALRM) is users_handler  # left in place
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    [report] = detector.reports
+    assert report.actor == "/sleepy"
+    assert report.culprit is not None and f":{NAP_LINE} in nap" in report.culprit
+
+
+async def test_detector_restores_sigalrm_after_use() -> None:
+    async with detect_blocking(0.1, mode="record"):
+        assert signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None)
+    assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
 import types
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal, final
+from typing import Any, Literal, final
 
 import attrs
 import trio
@@ -73,17 +74,19 @@ class BlockingCallDetected(ActorError):
 class BlockingDetector(trio.abc.Instrument):
     """Reports any task that runs longer than ``threshold`` seconds without yielding.
 
-    A Trio instrument notes when each task step starts and ends; a watchdog thread checks
-    every ``threshold / 2`` seconds and, while a step overruns, captures the loop thread's
+    A Trio instrument notes when each task step starts and ends; a watchdog (a periodic
+    SIGALRM in the main thread, else a thread) looks a few times per threshold and, while a
+    step overruns, captures the loop thread's
     stack: the report points at the blocking line itself (the ``time.sleep``, the synchronous
     HTTP call), with the actor path and the message type being handled. Each overrun is
     reported once, to ``on_block``, when the step ends (so ``blocked_for`` is the whole
     stretch).
 
-    Every stretch of at least 1.5 x ``threshold`` is reported; one between ``threshold`` and
-    that may be missed, depending on when the watchdog looks. Use it through
-    :func:`detect_blocking`; it is not a profiler: a step costs the instrument two attribute
-    writes, and the watchdog wakes twice per threshold.
+    Every stretch of at least 1.25 x ``threshold`` (1.5 x with the thread watchdog) is
+    reported; a shorter one may be missed, depending on when the watchdog looks. Use it
+    through :func:`detect_blocking`; it is not a profiler: a step costs the instrument a clock
+    read and two attribute writes. In the main thread it owns SIGALRM while it runs (it falls
+    back to the thread if something else has installed a SIGALRM handler).
     """
 
     def __init__(
@@ -103,6 +106,11 @@ class BlockingDetector(trio.abc.Instrument):
         # its timed wait takes the GIL once per wake-up, where an Event takes it several times.
         self._running = threading.Lock()
         self._watchdog: threading.Thread | None = None
+        self._alarm = False
+        self._previous_alarm: Any = None
+        # The step last reported, so that each overrun is reported once.
+        self._seen: trio.lowlevel.Task | None = None
+        self._seen_at = -1.0
 
     def __repr__(self) -> str:
         return f"<BlockingDetector threshold={self.threshold}s, {len(self.reports)} reports>"
@@ -126,11 +134,25 @@ class BlockingDetector(trio.abc.Instrument):
     # -- the watchdog (its own thread) ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the watchdog thread (from the Trio thread, which it will watch)."""
+        """Start watching, from the Trio thread.
+
+        In the main thread (with SIGALRM unused) the watchdog is a periodic SIGALRM whose
+        handler runs in the loop thread itself, between bytecodes, even while it is blocked in
+        a ``time.sleep``: it costs a few microseconds per tick. Elsewhere it is a thread, whose
+        every wake-up must take the GIL from the loop: slower, so it looks less often.
+        """
         self._loop_thread = threading.get_ident()
         # The step that installs the detector is watched too.
         self._task = trio.lowlevel.current_task()
         self._step_started = time.perf_counter()
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(
+            signal.SIGALRM
+        ) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            self._previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
+            interval = self.threshold / 4
+            signal.setitimer(signal.ITIMER_REAL, interval, interval)
+            self._alarm = True
+            return
         self._running.acquire()
         self._watchdog = threading.Thread(
             target=self._watch, name="triactor-blocking-watchdog", daemon=True
@@ -138,29 +160,37 @@ class BlockingDetector(trio.abc.Instrument):
         self._watchdog.start()
 
     def stop(self) -> None:
-        """Stop the watchdog thread and wait for it."""
+        """Stop watching (the timer or the thread) and wait for it."""
+        if self._alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            signal.signal(signal.SIGALRM, self._previous_alarm or signal.SIG_DFL)
+            self._alarm = False
         if self._watchdog is not None:
             self._running.release()
             self._watchdog.join()
             self._watchdog = None
 
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        if frame is not None:
+            self._check(frame)
+
     def _watch(self) -> None:
-        # Every wake-up of this thread takes the GIL from the loop; checking twice per
-        # threshold keeps that cost small while any block of 1.5 x threshold is always caught.
+        # Checking twice per threshold keeps the GIL hand-offs rare while any block of
+        # 1.5 x threshold is always caught.
         interval = self.threshold / 2
-        seen: trio.lowlevel.Task | None = None
-        seen_started = -1.0
         while not self._running.acquire(timeout=interval):
-            task, started = self._task, self._step_started
-            if task is None or (task is seen and started == seen_started):
-                continue
-            if time.perf_counter() - started < self.threshold:
-                continue
-            frame = sys._current_frames().get(self._loop_thread)
-            if frame is None or self._task is not task:
-                continue
-            seen, seen_started = task, started
-            self._captured = self._report(task, frame, time.perf_counter() - started)
+            if self._task is not None:
+                self._check(sys._current_frames().get(self._loop_thread))
+
+    def _check(self, frame: types.FrameType | None) -> None:
+        """If the running step has overrun, capture its report (once per step)."""
+        task, started = self._task, self._step_started
+        if task is None or frame is None or (task is self._seen and started == self._seen_at):
+            return
+        if time.perf_counter() - started < self.threshold or self._task is not task:
+            return
+        self._seen, self._seen_at = task, started
+        self._captured = self._report(task, frame, time.perf_counter() - started)
 
     def _report(
         self, task: trio.lowlevel.Task, frame: types.FrameType, blocked_for: float
