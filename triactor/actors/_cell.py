@@ -33,10 +33,14 @@ if TYPE_CHECKING:
     from ._ref import LocalActorRef
     from ._system import ActorSystem
 
-__all__ = ["ActorCell", "ActorState", "ExitReason", "current_cell"]
+__all__ = ["ActorCell", "ActorState", "ExitReason", "current_cell", "task_ask_chain"]
 
 #: The cell of the actor whose task is running (None outside actors); set once per incarnation.
 current_cell: ContextVar[ActorCell | None] = ContextVar("triactor_current_cell", default=None)
+
+#: In a handler task of a ``max_concurrency > 1`` actor: the ask chain of the request it
+#: handles (serial actors keep theirs on the cell, as ``ask_chain``).
+task_ask_chain: ContextVar[tuple[str, ...]] = ContextVar("triactor_task_ask_chain", default=())
 
 # After this many messages handled without waiting, the loop yields to the scheduler once, so
 # a busy actor whose handlers never await cannot starve the other tasks.
@@ -118,6 +122,7 @@ class ActorCell:
         "handlers",
         "instance",
         "kwargs",
+        "last_exit",
         "mailbox",
         "max_concurrency",
         "name",
@@ -179,6 +184,8 @@ class ActorCell:
         self.processed = 0
         self.failures = 0
         self.restarts = 0
+        #: How the last incarnation ended (None before the first ended).
+        self.last_exit: ExitReason | None = None
         self.exit_reason: ExitReason | None = None
         self.exit_error: BaseException | None = None
         self._terminated: trio.Event | None = None
@@ -354,8 +361,9 @@ class ActorCell:
         self.task = trio.lowlevel.current_task()
         current_cell.set(self)
         default_owner.set(self.path)  # an actor's tasks take one turn together in pools
-        if self.actor_class.priority is not None:
-            default_priority.set(self.actor_class.priority)
+        # Always set, so an actor never inherits the pool priority of the task that spawned it.
+        default_priority.set(self.actor_class.priority)
+        self.last_exit = ExitReason.CRASHED  # until the incarnation ends otherwise
         try:
             with trio.CancelScope(deadline=self._stop_deadline) as scope:
                 self._scope = scope
@@ -366,8 +374,17 @@ class ActorCell:
                     self.path,
                     self.shutdown_timeout,
                 )
+                self.last_exit = ExitReason.CANCELLED
+                if not self.started:
+                    raise ActorStopped(
+                        f"actor {self.path!r} was stopped before its on_start finished"
+                    )
                 return ExitReason.CANCELLED
+            self.last_exit = ExitReason.NORMAL
             return ExitReason.NORMAL
+        except trio.Cancelled:
+            self.last_exit = ExitReason.CANCELLED
+            raise
         finally:
             self._scope = None
             self.state = ActorState.STOPPING
@@ -442,6 +459,8 @@ class ActorCell:
         slots = trio.Semaphore(self.max_concurrency)
 
         async def handle_then_release(item: object) -> None:
+            if item.__class__ is Request:
+                task_ask_chain.set(item.chain)  # this task's own, for asks it makes
             try:
                 await self._handle(instance, item)
             finally:

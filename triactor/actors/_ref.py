@@ -10,7 +10,7 @@ from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from .._errors import AskCycleError, MailboxFull
 from ..mailbox import Overflow
-from ._cell import ActorState, current_cell
+from ._cell import ActorState, ExitReason, current_cell, task_ask_chain
 from ._dead_letters import DeadLetterReason
 from ._request import Request
 from ._statistics import ActorStatistics, actor_statistics
@@ -109,8 +109,10 @@ class ActorRef(abc.ABC):
         """Ask the actor to stop after its current message and wait until it has.
 
         The request goes through the control lane, ahead of queued messages, so it works on a
-        full mailbox. Under a supervisor this is a normal exit for the child's restart type.
-        Stopping an actor that has stopped returns at once.
+        full mailbox. Under a supervisor this is a normal exit for the child's restart type: a
+        transient or temporary child is then stopped for good, a permanent one is restarted.
+        If a crash ends the actor before it takes the request, the request is made again to
+        the incarnation its supervisor starts. Stopping a stopped actor returns at once.
         """
 
 
@@ -209,14 +211,16 @@ class LocalActorRef(ActorRef):
         await checkpoint_if_cancelled()
         # The chain of actors waiting on each other through asks; an ask that would close a
         # cycle is a deadlock among one-message-at-a-time actors, so it is refused at once.
+        # Only a one-message-at-a-time target can deadlock: a concurrent one has other slots.
         asker = current_cell.get()
-        if asker is not None and asker.max_concurrency == 1:
-            chain = (*asker.ask_chain, asker.path)
-            if cell.path in chain:
+        if asker is None:
+            chain: tuple[str, ...] = ()
+        else:
+            waiting = asker.ask_chain if asker.max_concurrency == 1 else task_ask_chain.get()
+            chain = (*waiting, asker.path)
+            if cell.max_concurrency == 1 and cell.path in chain:
                 cycle = (*chain[chain.index(cell.path) :], cell.path)
                 raise AskCycleError(cycle, type(message).__qualname__)
-        else:
-            chain = ()
         request = Request(message, cell, chain)
         if not mailbox.put_nowait(request, priority):
             # Full: BLOCK waits for room; DROP_NEWEST has failed the request already.
@@ -230,7 +234,10 @@ class LocalActorRef(ActorRef):
 
     async def stop(self) -> None:
         cell = self._cell
-        if cell.state is ActorState.STOPPED:
-            await checkpoint()
-            return
-        await cell.request_stop().wait()
+        await checkpoint_if_cancelled()
+        while cell.state is not ActorState.STOPPED:
+            await cell.request_stop().wait()
+            if cell.last_exit is not ExitReason.CRASHED:
+                return
+            # A crash beat the stop request to it; its supervisor may restart it, so ask again.
+        await checkpoint()

@@ -167,6 +167,8 @@ class ActorSystem:
             # It spawns its own top-level actor through this system (so it is shut down in
             # order with the others, draining like them).
             return await target.spawn_into(self, self._nursery)
+        # Before anything is registered: a cancelled spawn leaves nothing behind.
+        await trio.lowlevel.checkpoint_if_cancelled()
         cell = self.new_cell(
             target,
             args,
@@ -185,9 +187,8 @@ class ActorSystem:
             cell.finalize(ExitReason.CRASHED, exc)
             raise
         if type(instance).on_start is Actor.on_start:
-            # Nothing can fail before the first message: no need to wait for the task to run.
-            # A cancellation point, but (for spawn rate) not a schedule point.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            # Nothing can fail before the first message: no need to wait for the task to run
+            # (for spawn rate, this path is a cancellation point but not a schedule point).
             self._nursery.start_soon(self._run_unsupervised, cell, instance, name=cell.path)
         else:
             await self._nursery.start(self._run_unsupervised, cell, instance, name=cell.path)
@@ -274,7 +275,7 @@ class ActorSystem:
                     cell.path,
                     exc,
                 )
-            cell.finalize(ExitReason.CRASHED, exc)
+            cell.finalize(cell.last_exit or ExitReason.CRASHED, exc)
             raise
         except BaseException as exc:
             cell.finalize(ExitReason.CANCELLED, exc)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, final
 import attrs
 
 from ..actors import Actor
+from ..actors._actor import validate_options
 from ..mailbox import Overflow
 
 if TYPE_CHECKING:
@@ -184,8 +185,18 @@ class ChildSpec:
             raise TypeError(f"ChildSpec restart must be a triactor.Restart, got {restart!r}")
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"ChildSpec backoff must be a triactor.Backoff, got {backoff!r}")
-        if shutdown_timeout is not None and not shutdown_timeout >= 0:
-            raise ValueError(f"ChildSpec shutdown_timeout must be >= 0, got {shutdown_timeout}")
+        child_name = actor.__name__ if name is None else name
+        validate_options(
+            f"ChildSpec {child_name!r}",
+            mailbox_capacity=actor.mailbox_capacity
+            if mailbox_capacity is None
+            else mailbox_capacity,
+            overflow=actor.overflow if overflow is None else overflow,
+            max_concurrency=actor.max_concurrency if max_concurrency is None else max_concurrency,
+            shutdown_timeout=actor.shutdown_timeout
+            if shutdown_timeout is None
+            else shutdown_timeout,
+        )
         self.__attrs_init__(
             actor,
             tuple(args),

@@ -122,7 +122,7 @@ class _ChildExited(SystemMessage):
 class _RestartDue(SystemMessage):
     __slots__ = ("names", "token")
 
-    def __init__(self, names: tuple[str, ...], token: int) -> None:
+    def __init__(self, names: tuple[str, ...], token: object) -> None:
         self.names = names
         self.token = token
 
@@ -168,6 +168,7 @@ class _Child:
         "incarnation",
         "live",
         "restart",
+        "restart_token",
         "running",
         "spec",
         "started_at",
@@ -186,6 +187,8 @@ class _Child:
         self.live: int | None = None
         #: Whether an incarnation of the child is running right now.
         self.running = False
+        #: The delayed-restart decision this child waits for (see ``_RestartDue``).
+        self.restart_token: object = None
         self.attempts = 0
         self.started_at = -math.inf
 
@@ -279,7 +282,6 @@ class SupervisorActor(Actor):
         self._spec = spec
         self._children = children
         self._nursery: trio.Nursery | None = None
-        self._restart_token = 0
         self._rng = random.Random()
         # Trio times of the restarts inside the intensity window; a restarted supervisor
         # starts with a fresh budget, as in OTP.
@@ -289,8 +291,15 @@ class SupervisorActor(Actor):
             children.finalizer_installed = True
             cell.add_watcher(children.finalize_all)
         if not children.by_name:
-            for child_spec in spec.children:
-                self._add(child_spec, dynamic=False)
+            try:
+                for child_spec in spec.children:
+                    self._add(child_spec, dynamic=False)
+            except BaseException:
+                # All or nothing: a restart must not come back with only some children.
+                for added in reversed(children.ordered()):
+                    added.cell.finalize(ExitReason.CRASHED)
+                children.by_name.clear()
+                raise
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -334,16 +343,20 @@ class SupervisorActor(Actor):
             cell.restarts += 1
         child.incarnation += 1
         instance = cell.construct()
+        # Running from here on: the incarnation may even end before nursery.start returns
+        # (a queued stop request), and its exit notice must then not look stale.
         child.running = True
+        child.state = ChildState.RUNNING
+        child.live = child.incarnation
         try:
             await self._nursery.start(
                 self._run_child, child, instance, child.incarnation, name=cell.path
             )
         except BaseException:
             child.running = False
+            child.state = ChildState.RESTARTING
+            child.live = None
             raise
-        child.state = ChildState.RUNNING
-        child.live = child.incarnation
         child.started_at = trio.current_time()
 
     async def _run_child(
@@ -358,21 +371,45 @@ class SupervisorActor(Actor):
             reason, error = ExitReason.CRASHED, exc
         finally:
             child.running = False
+        if (
+            error is None
+            and child.restart is not Restart.PERMANENT
+            and child.live == incarnation
+            and reason is ExitReason.NORMAL
+        ):
+            # A normal exit ends a transient or temporary child for good, by rule: mark it now,
+            # so that a ref.stop() waiting on it returns to a stopped actor. The supervisor's
+            # bookkeeping follows when it handles the notice.
+            child.cell.finalize(reason)
         # Cancelled, KeyboardInterrupt and SystemExit propagate: never supervised.
         self._triactor_cell.mailbox.put_control(
             _ChildExited(child.cell.name, incarnation, reason, error)
         )
 
     async def _start_group(self, group: list[_Child]) -> None:
-        """Start ``group`` in spec order; a start failure is handled as that child's crash."""
-        for child in group:
-            if self._children.by_name.get(child.cell.name) is not child:
-                continue  # removed meanwhile (a temporary child of an earlier failure)
+        """Start ``group`` in spec order; a start failure is handled as that child's crash.
+
+        Children that stopped for good (a transient child's normal exit) stay stopped.
+        """
+        for index, child in enumerate(group):
+            if (
+                self._children.by_name.get(child.cell.name) is not child
+                or child.state is not ChildState.RESTARTING
+            ):
+                continue  # removed, stopped for good, or already started by a nested decision
             try:
                 await self._start(child)
             except Exception as exc:
+                # The crash handling restarts the failed child's own group; the rest of this
+                # group that it does not cover must still be started here.
+                covered = (
+                    set()
+                    if child.restart is Restart.TEMPORARY
+                    else set(map(id, self._restart_group(child)))
+                )
                 await self._crashed(child, exc, during_start=True)
-                return  # the crash handling restarted whatever still needed it
+                await self._start_group([c for c in group[index + 1 :] if id(c) not in covered])
+                return
 
     async def _stop_child(self, child: _Child, *, drain: bool = False) -> None:
         if child.state is not ChildState.RUNNING:
@@ -480,10 +517,14 @@ class SupervisorActor(Actor):
                 self._remove(sibling, ExitReason.NORMAL)
         group = [c for c in group if c.cell.name in self._children.by_name]
         if delay > 0:
-            self._restart_token += 1
+            # Each child remembers the decision it waits for; a later decision about it (or a
+            # restart of this supervisor) makes the earlier timer stale.
+            token = object()  # unique, even across restarts of this supervisor
+            for member in group:
+                member.restart_token = token
             assert self._nursery is not None
             self._nursery.start_soon(
-                self._restart_later, tuple(c.cell.name for c in group), self._restart_token, delay
+                self._restart_later, tuple(c.cell.name for c in group), token, delay
             )
             return
         await self._start_group(group)
@@ -498,7 +539,7 @@ class SupervisorActor(Actor):
         child.attempts += 1
         return delay
 
-    async def _restart_later(self, names: tuple[str, ...], token: int, delay: float) -> None:
+    async def _restart_later(self, names: tuple[str, ...], token: object, delay: float) -> None:
         await trio.sleep(delay)
         self._triactor_cell.mailbox.put_control(_RestartDue(names, token))
 
@@ -510,7 +551,15 @@ class SupervisorActor(Actor):
         during_start: bool,
         decision: str,
     ) -> None:
-        if reason is ExitReason.CRASHED:
+        if isinstance(error, RestartIntensityExceeded):
+            # The child supervisor logged its give-up with the traceback already.
+            self.log.error(
+                "child supervisor {} gave up (see above); supervisor {}: {}",
+                child.cell.path,
+                self.path,
+                decision,
+            )
+        elif reason is ExitReason.CRASHED:
             when = "failed to start" if during_start else "crashed"
             self.log.opt(exception=error).error(
                 "child {} {}: {!r}; supervisor {}: {}",
@@ -540,11 +589,10 @@ class SupervisorActor(Actor):
 
     @handler
     async def _on_restart_due(self, msg: _RestartDue) -> None:
-        if msg.token != self._restart_token:
-            return  # superseded by a later decision
         by_name = self._children.by_name
         group = [by_name[n] for n in msg.names if n in by_name]
-        await self._start_group([c for c in group if c.state is ChildState.RESTARTING])
+        # Only the children still waiting for this very decision (not superseded by a later one).
+        await self._start_group([c for c in group if c.restart_token is msg.token])
 
     # Requests from outside answer with an Outcome: a failed request must reach the caller
     # without crashing the supervisor, as a raise from a handler would.
