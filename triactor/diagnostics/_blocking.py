@@ -118,10 +118,12 @@ class BlockingDetector(trio.abc.Instrument):
     # -- instrument hooks (the loop thread) -----------------------------------------------------
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        """Note which task runs and since when."""
         self._step_started = time.perf_counter()
         self._task = task
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        """Close the step; publish its report if the watchdog captured one."""
         self._task = None
         captured = self._captured
         if captured is not None:

@@ -105,6 +105,7 @@ class ClassQueue:
         return len(self._owners)
 
     def append(self, waiter: Waiter) -> None:
+        """Queue a waiter behind its owner's earlier requests."""
         waiters = self._owners.get(waiter.owner)
         if waiters is None:
             self._owners[waiter.owner] = deque((waiter,))
@@ -117,6 +118,7 @@ class ClassQueue:
         return next(iter(self._owners.values()))[0]
 
     def pop_head(self) -> Waiter:
+        """Remove and return the waiter whose turn it is."""
         owner, waiters = next(iter(self._owners.items()))
         waiter = waiters.popleft()
         if waiters:

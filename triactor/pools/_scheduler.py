@@ -72,6 +72,7 @@ class Scheduler:
         self.waiting = 0
 
     def enqueue(self, waiter: Waiter) -> None:
+        """Add a waiter to its class's queue."""
         self.classes[waiter.index].queue.append(waiter)
         self.waiting += 1
 

@@ -150,6 +150,7 @@ class ClassRecorder:
         self.preemptions = 0
 
     def record_wait(self, wait: float) -> None:
+        """Record one grant's wait."""
         self.waits.append(wait)
         self.wait_total += wait
         self.bucket_counts[bisect.bisect_left(WAIT_BUCKETS, wait)] += 1

@@ -194,9 +194,11 @@ class _Child:
 
     @property
     def backoff(self) -> Backoff | None:
+        """The child's own backoff, if its spec has one."""
         return self.spec.backoff if isinstance(self.spec, ChildSpec) else None
 
     def info(self) -> ChildInfo:
+        """This child as a :class:`ChildInfo`."""
         return ChildInfo(
             name=self.cell.name,
             path=self.cell.path,
@@ -220,9 +222,11 @@ class _Children:
         self.finalizer_installed = False
 
     def ordered(self) -> list[_Child]:
+        """The children in start order."""
         return list(self.by_name.values())
 
     def finalize_all(self, _: ActorCell) -> None:
+        """Stop every child for good (the supervisor itself stopped for good)."""
         # The supervisor stopped for good: so do its children (and, through their own
         # finalizers, their subtrees), the last started first.
         for child in reversed(self.ordered()):
@@ -316,6 +320,7 @@ class SupervisorActor(Actor):
                     nursery.cancel_scope.cancel()  # pending backoff timers
 
     async def on_start(self) -> None:
+        """Start the children in spec order (transient ones that stopped for good stay stopped)."""
         # Temporary children that exited while this supervisor was down stay removed.
         await self._start_group(
             [c for c in self._children.ordered() if c.state is not ChildState.STOPPED]
