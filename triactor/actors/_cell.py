@@ -282,11 +282,6 @@ class ActorCell:
                 self.mailbox.put_control(_Stop(drain))
         return self._stop_event
 
-    def cancel(self) -> None:
-        """Cancel the running incarnation at once (``on_stop`` still runs, bounded)."""
-        if self._scope is not None:
-            self._scope.cancel()
-
     def add_watcher(self, callback: Callable[[ActorCell], None]) -> None:
         """Call ``callback(cell)`` once when the actor stops for good (at once if it has)."""
         if self.state is ActorState.STOPPED:
@@ -353,7 +348,7 @@ class ActorCell:
         """Start ``instance`` (from :meth:`construct`) and handle messages until told to stop.
 
         Calls ``task_status.started()`` once ``on_start`` has returned. Returns
-        ``ExitReason.NORMAL`` after a stop request (``CANCELLED`` if :meth:`cancel` ended it);
+        ``ExitReason.NORMAL`` after a stop request (``CANCELLED`` if its stop deadline ended it);
         raises what crashed it, or ``Cancelled`` from an enclosing scope. ``on_stop`` always
         runs, shielded and bounded by ``shutdown_timeout``.
         """
@@ -433,21 +428,18 @@ class ActorCell:
         mailbox = self.mailbox
         pop = mailbox.pop_nowait
         handle = self._handle
-        draining = False
         unyielded = 0
         while True:
             item = pop()
             if item is EMPTY:
-                if draining:
+                if self.draining:
                     return
                 unyielded = 0
                 await mailbox.wait()
                 continue
             if item.__class__ is _Stop:
-                if not item.drain:
+                if self._take_stop(item):
                     return
-                draining = self.draining = True
-                mailbox.close()
                 continue
             await handle(instance, item)
             unyielded += 1
@@ -477,7 +469,6 @@ class ActorCell:
         handle_then_release: Callable[[object], Any],
     ) -> None:
         mailbox = self.mailbox
-        draining = False
         while True:
             # Take a slot before a message, so that no message is ever held while waiting:
             # a cancellation here loses nothing.
@@ -486,17 +477,23 @@ class ActorCell:
             if item is EMPTY or item.__class__ is _Stop:
                 slots.release()
             if item is EMPTY:
-                if draining:
+                if self.draining:
                     return
                 await mailbox.wait()
                 continue
             if item.__class__ is _Stop:
-                if not item.drain:
+                if self._take_stop(item):
                     return  # handlers in flight finish; the shutdown timeout bounds them
-                draining = self.draining = True
-                mailbox.close()
                 continue
             nursery.start_soon(handle_then_release, item)
+
+    def _take_stop(self, stop: _Stop) -> bool:
+        """Act on a stop request: True to end the loop now, False to drain the mailbox first."""
+        if not stop.drain:
+            return True
+        self.draining = True
+        self.mailbox.close()  # refuse new messages; what is queued is still handled
+        return False
 
     async def _handle(self, instance: Actor, item: object) -> None:
         if item.__class__ is Request:

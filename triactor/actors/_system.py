@@ -343,7 +343,10 @@ class ActorSystem:
 
         ref = self.lookup(supervisor) if isinstance(supervisor, str) else supervisor
         if self._cell_of(ref).actor_class is not SupervisorActor:
-            raise TypeError(f"{ref.path!r} is not a supervisor")
+            raise TypeError(
+                f"{ref.path!r} is not a supervisor; pass the name or ref of a Supervisor "
+                "(dynamic children are started under supervisors, not plain actors)"
+            )
         return ref
 
     async def start_child(self, supervisor: ActorRef | str, spec: Any) -> ActorRef:

@@ -27,7 +27,7 @@ from trio.lowlevel import (
 from .._errors import MailboxFull
 from ._overflow import Overflow
 
-__all__ = ["EMPTY", "DropReason", "Mailbox", "MailboxStatistics"]
+__all__ = ["EMPTY", "Mailbox", "MailboxStatistics"]
 
 
 @final
@@ -40,9 +40,6 @@ class _Empty:
 
 #: Returned by :meth:`Mailbox.pop_nowait` when nothing is queued.
 EMPTY: Final = _Empty()
-
-#: Why the mailbox dropped an item: the overflow policy that dropped it.
-DropReason = Overflow
 
 
 @final
