@@ -11,6 +11,7 @@ from ._errors import (
     MailboxFull,
     NoHandler,
     PoolOverloaded,
+    RemoteError,
     RestartIntensityExceeded,
 )
 from .actors import (
@@ -30,6 +31,7 @@ from .actors import (
 )
 from .launcher import ActorPortal, RunResult, run, start_in_thread
 from .mailbox import MailboxStatistics, Overflow
+from .remote import Cluster, ExportStatistics
 from .pools import (
     ClassStatistics,
     Lease,
@@ -66,10 +68,12 @@ __all__ = [
     "ChildSpec",
     "ChildState",
     "ClassStatistics",
+    "Cluster",
     "DeadLetter",
     "DeadLetterReason",
     "DeadLetters",
     "ExitReason",
+    "ExportStatistics",
     "Lease",
     "MailboxFull",
     "MailboxStatistics",
@@ -79,6 +83,7 @@ __all__ = [
     "PoolStatistics",
     "PriorityPool",
     "ResourcePool",
+    "RemoteError",
     "ResourcePoolStatistics",
     "Restart",
     "RestartIntensityExceeded",

@@ -15,6 +15,7 @@ __all__ = [
     "MailboxFull",
     "NoHandler",
     "PoolOverloaded",
+    "RemoteError",
     "RestartIntensityExceeded",
 ]
 
@@ -129,3 +130,27 @@ class AskCycleError(ActorError):
             "the asked actor max_concurrency > 1"
         )
         self.cycle = cycle
+
+
+class RemoteError(ActorError):
+    """A handler on another node raised: the asker's side of that exception.
+
+    The remote exception's class may not exist here, so it travels as text: its type, message
+    and formatted traceback. The message of this error reads like the original, followed by
+    where it was raised.
+
+    Attributes:
+        remote_type: the exception's qualified type name, e.g. ``"builtins.ValueError"``.
+        actor: the path of the actor that raised it, on its node.
+        node: the node the actor runs on.
+        remote_traceback: the traceback formatted on that node.
+    """
+
+    def __init__(
+        self, message: str, *, remote_type: str, actor: str, node: str, remote_traceback: str
+    ) -> None:
+        super().__init__(f"{remote_type}: {message} (raised in actor {actor!r} on node {node!r})")
+        self.remote_type = remote_type
+        self.actor = actor
+        self.node = node
+        self.remote_traceback = remote_traceback

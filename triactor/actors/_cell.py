@@ -304,6 +304,8 @@ class ActorCell:
         self.instance = None
         self.mailbox.close()
         for item in self.mailbox.drain():
+            if item.__class__ is Request and item.release():
+                continue  # a transport's message: handed back for another host, not lost
             self.dead_letter(item, DeadLetterReason.ACTOR_STOPPED)
             if item.__class__ is Request and not item.abandoned:
                 item.complete(outcome.Error(self.stopped_error(_message_of(item))))
@@ -533,7 +535,10 @@ class ActorCell:
                 self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
             raise
         except BaseException:
-            # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang.
+            # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang. A
+            # transport's message is handed back instead (a node stopped mid-message).
+            if request is not None and request.release():
+                raise
             if request is not None and not request.abandoned:
                 request.complete(outcome.Error(self.stopped_error(message)))
             if not isinstance(message, SystemMessage):

@@ -24,6 +24,12 @@ class DeadLetterReason(enum.Enum):
         CRASHED: the target crashed while handling it.
         LATE_REPLY: a reply to an ``ask`` whose caller had stopped waiting (timeout or
             cancellation); ``message`` is the reply value or exception.
+        UNDECODABLE: a message from the cluster that could not be decoded (malformed, or of
+            a type this node does not allow); it went to the cluster's dead-letter stream.
+        POISON: a message from the cluster delivered ``max_deliveries`` times without being
+            acknowledged (it kept killing its hosts); it went to the dead-letter stream.
+        UNSENT: a message for another node still unsent when the system stopped (the
+            cluster's server stayed unreachable past the shutdown deadline).
     """
 
     DROPPED_NEWEST = "dropped: mailbox full (DROP_NEWEST)"
@@ -32,6 +38,9 @@ class DeadLetterReason(enum.Enum):
     NO_HANDLER = "no handler"
     CRASHED = "actor crashed while handling it"
     LATE_REPLY = "late reply"
+    UNDECODABLE = "undecodable message from the cluster"
+    POISON = "poison: delivered max_deliveries times without an acknowledgement"
+    UNSENT = "unsent: the cluster was unreachable when the system stopped"
 
 
 @final

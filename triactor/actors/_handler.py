@@ -73,6 +73,10 @@ class HandlerTable:
         """The message types with a declared handler, in declaration order."""
         return tuple(self._declared)
 
+    def entries(self) -> tuple[HandlerEntry, ...]:
+        """The declared handlers, in declaration order (one per message type)."""
+        return tuple(self._declared.values())
+
     def lookup(self, message_type: type) -> HandlerEntry | None:
         """Return the handler for ``message_type`` (most specific class in its MRO wins)."""
         try:

@@ -15,7 +15,7 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
-__all__ = ["LateReplySink", "Request"]
+__all__ = ["Delivery", "LateReplySink", "Request"]
 
 
 class LateReplySink(Protocol):
@@ -23,6 +23,23 @@ class LateReplySink(Protocol):
 
     def late_reply(self, request: Request, result: outcome.Outcome[Any]) -> None:
         """Record the reply to ``request`` as a late dead letter."""
+
+
+class Delivery(Protocol):
+    """Where the outcome of a message that came from outside the process goes (a transport).
+
+    A transport queues such a message as a :class:`Request` carrying a delivery: when the
+    handler ends, ``done`` gets its outcome (to acknowledge the message and, for an ask, send
+    the reply back); when the actor stops for good before handling it, ``release`` hands it back
+    to the transport undelivered (at-least-once: another host takes it), instead of a dead
+    letter.
+    """
+
+    def done(self, request: Request, result: outcome.Outcome[Any]) -> None:
+        """The handler ended (or the message was refused) with ``result``."""
+
+    def release(self, request: Request) -> None:
+        """The message was not handled here; give it back for another delivery."""
 
 
 @final
@@ -36,15 +53,24 @@ class Request:
     A request completes exactly once; later completions are ignored.
     """
 
-    __slots__ = ("_asker", "_outcome", "_sink", "_state", "chain", "message")
+    __slots__ = ("_asker", "_outcome", "_sink", "_state", "chain", "delivery", "message")
 
     _PENDING = 0
     _DONE = 1
     _ABANDONED = 2
 
-    def __init__(self, message: object, sink: LateReplySink, chain: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: object,
+        sink: LateReplySink,
+        chain: tuple[str, ...] = (),
+        delivery: Delivery | None = None,
+    ) -> None:
         self.message = message
         self._sink = sink
+        #: Set for a message that came through a transport: it takes the outcome instead of a
+        #: waiting asker in this process.
+        self.delivery = delivery
         #: The paths of the actors waiting on this request, the asker last: how cycles are found.
         self.chain = chain
         self._asker: Task | None = None
@@ -71,12 +97,24 @@ class Request:
             self._sink.late_reply(self, result)
             return
         self._state = Request._DONE
+        if self.delivery is not None:
+            self.delivery.done(self, result)
+            return
         asker = self._asker
         if asker is None:
             self._outcome = result
         else:
             self._asker = None
             reschedule(asker, result)
+
+    def release(self) -> bool:
+        """Give a transport's message back undelivered. Returns False for a local request."""
+        delivery = self.delivery
+        if delivery is None or self._state != Request._PENDING:
+            return False
+        self._state = Request._DONE
+        delivery.release(self)
+        return True
 
     async def wait(self) -> Any:
         """Wait for the reply and return it (or raise the error it carries).

@@ -24,6 +24,7 @@ from ._system_message import SystemMessage
 
 if TYPE_CHECKING:
     from ..diagnostics._snapshot import ActorSnapshot
+    from ._transport import Transport
 
 __all__ = [
     "ActorSystem",
@@ -110,6 +111,8 @@ class ActorSystem:
         dead_letters_kept: int,
     ) -> None:
         self._nursery = nursery
+        #: The cluster transport, when the system was opened with ``cluster=``.
+        self._transport: Transport | None = None
         self.thread_limiter = thread_limiter
         #: Whether every message's type is checked (once per type) to round-trip through cattrs.
         self.check_messages = check_messages
@@ -120,6 +123,9 @@ class ActorSystem:
         self._top_level: dict[ActorCell, None] = {}
         self._serial = itertools.count(1)
         self._converter = cattrs.Converter()
+        # Refs inside messages are carried by path in the check (a transport carries them too).
+        self._converter.register_unstructure_hook_func(_is_ref_type, _unstructure_ref)
+        self._converter.register_structure_hook_func(_is_ref_type, self._structure_ref)
         self._shutting_down = False
         # Shields the graceful shutdown from the cancellation that may have caused it;
         # abort() cancels it to cut the shutdown short.
@@ -144,12 +150,16 @@ class ActorSystem:
         overflow: Overflow | None = None,
         max_concurrency: int | None = None,
         shutdown_timeout: float | None = None,
+        export: bool = False,
         **kwargs: Any,
     ) -> ActorRef:
         """Start an actor (or a supervisor tree) and return its ref.
 
         ``args`` and ``kwargs`` go to the actor's constructor; the keyword options override the
         class's defaults for this actor. Returns once the actor's ``on_start`` has completed.
+        With ``export=True`` (a system opened with ``cluster=``) the actor is also reachable
+        from other nodes as ``system.remote(name)``: its mailbox is then fed from the cluster
+        too (see :class:`~triactor.Cluster`).
         A cancellation point; when the class has no ``on_start``, not a schedule point (so a
         loop spawning many actors runs on without yielding, like ``tell``).
 
@@ -161,6 +171,11 @@ class ActorSystem:
             Exception: whatever the actor's constructor or ``on_start`` raised.
         """
         if not isinstance(target, type) and hasattr(target, "spawn_into"):
+            if export:
+                raise TypeError(
+                    "spawn(supervisor, export=True): export the children instead, with "
+                    "ChildSpec(..., export=True)"
+                )
             if args or kwargs:
                 raise TypeError("spawn(supervisor) takes no constructor arguments")
             self._check_open(type(target).__name__)
@@ -179,6 +194,7 @@ class ActorSystem:
             overflow=overflow,
             max_concurrency=max_concurrency,
             shutdown_timeout=shutdown_timeout,
+            export=export,
         )
         self._top_level[cell] = None
         try:
@@ -206,6 +222,7 @@ class ActorSystem:
         overflow: Overflow | None = None,
         max_concurrency: int | None = None,
         shutdown_timeout: float | None = None,
+        export: bool = False,
     ) -> ActorCell:
         """Validate and register a new actor cell (used by ``spawn`` and by supervisors).
 
@@ -213,6 +230,12 @@ class ActorSystem:
             TypeError, ValueError: for a bad target, name or option (see :meth:`spawn`).
             ActorStopped: if the system is shutting down.
         """
+        if export and self._transport is None:
+            raise ValueError(
+                f"cannot export {getattr(target, '__qualname__', target)!r} {name!r}: this "
+                "actor system has no cluster; open it with open_actor_system(cluster=...) "
+                "(or run the tree with cluster=...)"
+            )
         if not (isinstance(target, type) and issubclass(target, Actor)):
             raise TypeError(
                 f"spawn takes an Actor subclass or a Supervisor, got {target!r}; "
@@ -253,6 +276,10 @@ class ActorSystem:
         )
         self._cells_by_name[name] = cell
         self._cells_by_path[cell.path] = cell
+        if self._transport is not None:
+            self._transport.learn_actor_class(target)
+            if export:
+                self._transport.export(cell)
         return cell
 
     def _check_open(self, owner: str) -> None:
@@ -299,6 +326,32 @@ class ActorSystem:
                 f"no live actor named {name!r} in this system; live actors: {known}"
             )
         return cell.ref
+
+    def remote(self, name: str, actor_class: type[Actor] | None = None) -> ActorRef:
+        """Return a ref to the exported actor ``name``, wherever in the cluster it runs.
+
+        The ref works whether the actor is hosted here, on other nodes, or nowhere yet
+        (messages then wait in the cluster, bounded, until a host starts). Messages go through
+        the cluster even when the actor is hosted here (``lookup`` gives the local ref); with
+        several hosts they are load-balanced among them. ``actor_class`` (optional) allows the
+        types its handlers return on this node, so that replies decode as those types.
+
+        Raises:
+            ValueError: if the system has no cluster (open it with ``cluster=``), or the name
+                is malformed.
+        """
+        if self._transport is None:
+            raise ValueError(
+                f"system.remote({name!r}) needs a cluster: open the system with "
+                "open_actor_system(cluster='redis://...') (or use lookup() for a local actor)"
+            )
+        _valid_name(name, "remote()")
+        return self._transport.remote_ref(name, actor_class)
+
+    @property
+    def node(self) -> str | None:
+        """This process's node name in its cluster, or None without a cluster."""
+        return None if self._transport is None else self._transport.node
 
     def actors(self) -> list[ActorRef]:
         """Return the refs of every live actor, in spawn order."""
@@ -490,14 +543,34 @@ class ActorSystem:
                 await self._shutdown_finished.wait()
             return
         self._shutting_down = True
+        transport = self._transport
         with self._shutdown_scope:
+            if transport is not None:
+                await transport.stop_feeding()
             while self._top_level:
                 cell = next(reversed(self._top_level))
                 self._top_level.pop(cell)
                 await self.stop_cell(cell, drain=True)
+            if transport is not None:
+                await transport.close()
         self._shutdown_finished.set()
         if self._shutdown_scope.cancelled_caught:
             logger.warning("actor system shutdown was aborted; remaining actors were cancelled")
+
+
+    def _structure_ref(self, data: Any, _: type) -> ActorRef:
+        path = data.get("actor") if isinstance(data, dict) else None
+        if not isinstance(path, str):
+            raise TypeError(f"{data!r} is not a carried actor ref")
+        return self.lookup(path)
+
+
+def _is_ref_type(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, ActorRef)
+
+
+def _unstructure_ref(ref: ActorRef) -> dict[str, str]:
+    return {"actor": ref.path}
 
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
@@ -525,6 +598,7 @@ async def open_actor_system(
     thread_limit: int | None = None,
     check_messages: bool = False,
     dead_letters_kept: int = 1000,
+    cluster: Any = None,
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system whose actors live as long as the ``async with`` block.
 
@@ -547,9 +621,14 @@ async def open_actor_system(
             messages stay carriable by a remote transport (raises :class:`TypeError` at the
             sender). A development and test aid: it costs a round trip per message.
         dead_letters_kept: how many recent dead letters ``system.dead_letters`` keeps.
+        cluster: a :class:`~triactor.Cluster` (or its Redis URL) to join: actors spawned with
+            ``export=True`` become reachable from other processes and machines, and
+            ``system.remote(name)`` reaches theirs. Connecting waits (with backoff) until the
+            server answers; bound it with a cancel scope.
 
     Raises:
-        ValueError: if ``thread_limit`` is less than 1 or ``dead_letters_kept`` is negative.
+        ValueError: if ``thread_limit`` is less than 1, ``dead_letters_kept`` is negative, or
+            the cluster URL is malformed.
     """
     if thread_limit is None:
         limiter = trio.to_thread.current_default_thread_limiter()
@@ -565,7 +644,17 @@ async def open_actor_system(
                 check_messages=check_messages,
                 dead_letters_kept=dead_letters_kept,
             )
-            try:
-                yield system
-            finally:
-                await system.shutdown()
+            if cluster is None:
+                try:
+                    yield system
+                finally:
+                    await system.shutdown()
+                return
+            from ..remote._node import open_node  # the cluster is optional: loaded on demand
+
+            async with open_node(cluster, system) as node:
+                system._transport = node
+                try:
+                    yield system
+                finally:
+                    await system.shutdown()

@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics",
     )
+    run.add_argument(
+        "--cluster",
+        default=os.environ.get("TRIACTOR_CLUSTER") or None,
+        metavar="URL",
+        help="join the cluster on this Redis/Valkey server (redis://host:port/db or "
+        "unix:///path.sock): children with export=True become reachable from other "
+        "processes (default: $TRIACTOR_CLUSTER, else none)",
+    )
     run.set_defaults(handler=_run_command)
 
     status = commands.add_parser(
@@ -229,6 +237,7 @@ async def _run_target(args: argparse.Namespace, monitor: Monitor) -> RunResult:
         monitor=monitor,
         blocking_threshold=args.blocking_threshold or None,
         metrics_port=args.metrics_port,
+        cluster=args.cluster,
     )
 
 

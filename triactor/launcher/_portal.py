@@ -44,7 +44,14 @@ class ActorPortal:
     It is not a way into the system from its own Trio thread: inside actors, use refs.
     """
 
-    def __init__(self, tree: Supervisor, shutdown_timeout: float | None, thread_name: str) -> None:
+    def __init__(
+        self,
+        tree: Supervisor,
+        shutdown_timeout: float | None,
+        thread_name: str,
+        cluster: Any = None,
+    ) -> None:
+        self._cluster = cluster
         self._tree = tree
         self._shutdown_timeout = shutdown_timeout
         self._ready = threading.Event()  # the tree has started, or the run has ended
@@ -83,7 +90,11 @@ class ActorPortal:
     async def _main(self) -> RunResult:
         self._token = trio.lowlevel.current_trio_token()
         run = functools.partial(
-            run_tree, self._tree, handle_signals=False, shutdown_timeout=self._shutdown_timeout
+            run_tree,
+            self._tree,
+            handle_signals=False,
+            shutdown_timeout=self._shutdown_timeout,
+            cluster=self._cluster,
         )
         result: RunResult | None = None
 
@@ -301,6 +312,7 @@ def start_in_thread(
     *,
     shutdown_timeout: float | None = None,
     thread_name: str | None = None,
+    cluster: Any = None,
 ) -> Iterator[ActorPortal]:
     """Run ``tree`` on a Trio loop in a background thread, for synchronous programs.
 
@@ -320,6 +332,7 @@ def start_in_thread(
         shutdown_timeout: seconds the whole graceful shutdown may take before what is left is
             cancelled; default: no overall deadline (each actor keeps its own timeout).
         thread_name: the background thread's name; default ``"triactor-<root name>"``.
+        cluster: a :class:`~triactor.Cluster` or Redis URL to join (see ``open_actor_system``).
 
     Raises:
         TypeError: if ``tree`` is not a :class:`~triactor.Supervisor`, or ``shutdown_timeout``
@@ -334,7 +347,9 @@ def start_in_thread(
             "Supervisor('root', [ChildSpec(MyActor, name=...)])"
         )
     _check_timeout(shutdown_timeout)
-    portal = ActorPortal(tree, shutdown_timeout, thread_name or f"triactor-{tree.name}")
+    portal = ActorPortal(
+        tree, shutdown_timeout, thread_name or f"triactor-{tree.name}", cluster
+    )
     portal._start()
     try:
         yield portal

@@ -14,7 +14,7 @@ import math
 import signal
 import threading
 from collections.abc import Awaitable, Callable
-from typing import final
+from typing import Any, final
 
 import attrs
 import trio
@@ -191,6 +191,7 @@ async def run_tree(
     monitor: Monitor | None = None,
     blocking_threshold: float | None = None,
     metrics_port: int | None = None,
+    cluster: Any = None,
     task_status: trio.TaskStatus[RunningTree] = trio.TASK_STATUS_IGNORED,
 ) -> RunResult:
     """Run ``tree`` in a new actor system until it stops; the async core of :func:`run`.
@@ -210,6 +211,7 @@ async def run_tree(
         blocking_threshold: log a warning (with the blocking line and stack) whenever a task
             holds the loop this many seconds or more; None: no detector.
         metrics_port: serve Prometheus metrics at ``http://127.0.0.1:PORT/metrics``.
+        cluster: a :class:`~triactor.Cluster` or Redis URL to join (see ``open_actor_system``).
 
     With ``handle_signals``, SIGUSR1 writes a snapshot of every actor to stderr and to the
     status file that ``triactor status PID`` reads.
@@ -228,7 +230,7 @@ async def run_tree(
         if blocking_threshold is not None:
             await stack.enter_async_context(detect_blocking(blocking_threshold))
         result = await _run_system(
-            tree, handle_signals, deadline, monitor, metrics_port, task_status
+            tree, handle_signals, deadline, monitor, metrics_port, cluster, task_status
         )
     return result
 
@@ -239,9 +241,10 @@ async def _run_system(
     deadline: float,
     monitor: Monitor | None,
     metrics_port: int | None,
+    cluster: Any,
     task_status: trio.TaskStatus[RunningTree],
 ) -> RunResult:
-    async with open_actor_system() as system, trio.open_nursery() as nursery:
+    async with open_actor_system(cluster=cluster) as system, trio.open_nursery() as nursery:
         running = RunningTree(system, nursery, deadline)
         try:
             if handle_signals:
@@ -279,6 +282,7 @@ def run(
     monitor: Monitor | None = None,
     blocking_threshold: float | None = None,
     metrics_port: int | None = None,
+    cluster: Any = None,
 ) -> RunResult:
     """Run a supervision tree as a program: start Trio, the system and ``tree``; block until done.
 
@@ -301,6 +305,8 @@ def run(
         blocking_threshold: warn about tasks holding the loop this long (see
             :func:`run_tree`).
         metrics_port: serve Prometheus metrics on this loopback port.
+        cluster: a :class:`~triactor.Cluster` or Redis URL: the tree's exported children
+            (``ChildSpec(..., export=True)``) become reachable from other processes.
 
     Returns:
         A :class:`RunResult` once the tree has stopped: ``result.clean`` says whether
@@ -331,5 +337,6 @@ def run(
             monitor=monitor,
             blocking_threshold=blocking_threshold,
             metrics_port=metrics_port,
+            cluster=cluster,
         )
     )

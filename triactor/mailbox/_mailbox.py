@@ -294,6 +294,20 @@ class Mailbox:
             return self._overflowing(item, priority)
         return await self.wait_to_put(item, priority)
 
+    async def put_waiting(self, item: object, priority: int = 0) -> bool:
+        """Queue ``item``, waiting for room whatever the overflow policy. Returns whether queued.
+
+        For a feeder that must never drop what it took (a transport reading a stream: it reads
+        only what fits, and the policy applied at the remote sender). False if closed.
+        """
+        await checkpoint_if_cancelled()
+        if self._closed:
+            return False
+        if self._size < self._capacity and not self._putters:
+            self._append(item, priority)
+            return True
+        return await self.wait_to_put(item, priority)
+
     async def wait_to_put(self, item: object, priority: int = 0) -> bool:
         """Wait for room to queue ``item`` (the BLOCK policy's wait). Returns whether queued.
 

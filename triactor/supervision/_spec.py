@@ -145,6 +145,8 @@ class ChildSpec:
             actor class's ``shutdown_timeout``.
         backoff: delay restarts with a :class:`Backoff`; default: the supervisor's, or none.
         mailbox_capacity, overflow, max_concurrency: override the class's defaults.
+        export: make the actor reachable from other nodes of the system's cluster, as
+            ``system.remote(name)`` (needs a system with a cluster).
 
     Raises:
         TypeError: if ``actor`` is not an Actor subclass, or an option has the wrong type.
@@ -161,6 +163,7 @@ class ChildSpec:
     mailbox_capacity: int | None
     overflow: Overflow | None
     max_concurrency: int | None
+    export: bool
 
     def __init__(
         self,
@@ -175,6 +178,7 @@ class ChildSpec:
         mailbox_capacity: int | None = None,
         overflow: Overflow | None = None,
         max_concurrency: int | None = None,
+        export: bool = False,
     ) -> None:
         if not (isinstance(actor, type) and issubclass(actor, Actor)):
             raise TypeError(
@@ -208,6 +212,7 @@ class ChildSpec:
             mailbox_capacity,
             overflow,
             max_concurrency,
+            bool(export),
         )
 
 

@@ -263,6 +263,7 @@ def _new_child_cell(system: ActorSystem, spec: ChildSpec | Supervisor, parent: s
         dict(spec.kwargs),
         name=spec.name,
         parent_path=parent,
+        export=spec.export,
         **_cell_options(spec),
     )
 

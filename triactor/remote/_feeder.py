@@ -1,0 +1,278 @@
+"""The stream-fed mailbox: one exported actor's cell, fed from its Redis stream.
+
+A feeder reads its stream through the consumer group (as this node's consumer) only as much as
+the actor's mailbox has room for, and queues each message as a :class:`Request` carrying a
+delivery (:class:`_Entry`). When the handler ends the entry is acknowledged (and, for an ask,
+answered); when the actor stops for good without handling it, the entry is handed back for
+another host. A sweeper claims the entries of dead nodes and sends poison to the dead-letter
+stream.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import TYPE_CHECKING, Any, Final, final
+
+import outcome
+import trio
+
+from .._errors import AskCycleError, NoHandler
+from ..actors import DeadLetterReason
+from ..actors._request import Request
+from ._codec import Envelope, Kind, Undecodable
+from ._keys import GROUP
+from ._redis import RedisConnectionLost, RedisError, open_connection
+
+if TYPE_CHECKING:
+    from ..actors._cell import ActorCell
+    from ._node import Node
+
+__all__ = ["Feeder", "format_traceback", "parse_entries", "parse_read"]
+
+_BLOCK_MS: Final = 5000
+
+
+def parse_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """Turn an ``XCLAIM``/``XRANGE`` reply into ``(id, fields)`` pairs.
+
+    ``fields`` is None for an entry deleted since it was delivered.
+    """
+    parsed: list[tuple[bytes, dict[bytes, bytes] | None]] = []
+    for row in reply or ():
+        if not isinstance(row, list) or len(row) != 2:
+            continue
+        entry_id, flat = row
+        if not isinstance(flat, list):
+            parsed.append((entry_id, None))
+            continue
+        parsed.append((entry_id, {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}))
+    return parsed
+
+
+def parse_read(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+    """Turn an ``XREADGROUP``/``XREAD`` reply (one stream) into ``(id, fields)`` pairs."""
+    if not reply:
+        return []
+    return parse_entries(reply[0][1])
+
+
+@final
+class _Entry:
+    """The delivery of one stream entry: acknowledge it, answer it, or hand it back."""
+
+    __slots__ = ("envelope", "feeder", "id")
+
+    def __init__(self, feeder: Feeder, entry_id: bytes, envelope: Envelope) -> None:
+        self.feeder = feeder
+        self.id = entry_id
+        self.envelope = envelope
+
+    def done(self, request: Request, result: outcome.Outcome[Any]) -> None:
+        feeder = self.feeder
+        feeder.in_flight.pop(self.id, None)
+        envelope = self.envelope
+        if envelope.kind is Kind.ASK:
+            feeder.node.send_reply(envelope, result, feeder.cell.path)
+        elif isinstance(result, outcome.Error) and isinstance(result.error, NoHandler):
+            feeder.cell.dead_letter(request.message, DeadLetterReason.NO_HANDLER,
+                                    str(result.error))
+        feeder.node.acknowledge(feeder.key, self.id)
+
+    def release(self, request: Request) -> None:
+        self.feeder.in_flight.pop(self.id, None)
+        self.feeder.node.release(self.feeder.key, [self.id])
+
+
+@final
+class Feeder:
+    """Feeds one cell from one stream until the cell stops or the node stops feeding."""
+
+    def __init__(self, node: Node, cell: ActorCell, key: str) -> None:
+        self.node = node
+        self.cell = cell
+        self.key = key
+        #: Entries queued in the cell's mailbox or being handled, by entry id.
+        self.in_flight: dict[bytes, Request] = {}
+        self.received = 0
+        self.redelivered = 0
+        self._stopping = False
+        self._conn: Any = None
+        self._done = trio.Event()
+        self._scope = trio.CancelScope()
+
+    def __repr__(self) -> str:
+        return f"<Feeder {self.key} -> {self.cell.path}, {len(self.in_flight)} in flight>"
+
+    # -- life -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read, then sweep, until stopped; hand back what was read but not queued."""
+        try:
+            with self._scope:
+                await self.node.ensure_group(self.key)
+                async with open_connection(
+                    self.node.address, name=f"triactor:{self.node.node}:feed"
+                ) as conn, trio.open_nursery() as nursery:
+                    self._conn = conn
+                    nursery.start_soon(self._sweep_forever)
+                    await self.recover_own()
+                    await self._read_forever(conn)
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._conn = None
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Stop reading (at once: a blocked read is unblocked) and wait until the reader ends."""
+        self._stopping = True
+        while not self._done.is_set():
+            conn = self._conn
+            if conn is not None:
+                self.node.cmd.send_nowait("CLIENT", "UNBLOCK", conn.client_id)
+            with trio.move_on_after(0.05):
+                await self._done.wait()
+        self._scope.cancel()
+
+    def cancel(self) -> None:
+        """End the feeder now (its cell stopped for good)."""
+        self._stopping = True
+        self._scope.cancel()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _room(self) -> int:
+        mailbox = self.cell.mailbox
+        return max(1, mailbox.capacity - len(mailbox))
+
+    async def _read_forever(self, conn: Any) -> None:
+        node = self.node
+        while not self._stopping:
+            try:
+                reply = await conn.execute_blocking(
+                    "XREADGROUP", "GROUP", GROUP, node.node, "COUNT", self._room(),
+                    "BLOCK", _BLOCK_MS, "STREAMS", self.key, ">",
+                    unblock_via=node.cmd,
+                )
+            except trio.Cancelled:
+                abandoned = conn.take_abandoned_reply()
+                ids = [entry_id for entry_id, _ in parse_read(abandoned)]
+                if ids:
+                    node.release(self.key, ids)
+                raise
+            except RedisConnectionLost:
+                await self.recover_own()
+                continue
+            except RedisError as exc:
+                if "NOGROUP" in str(exc):
+                    await node.ensure_group(self.key)
+                    continue
+                raise
+            await self.deliver(parse_read(reply))
+
+    async def deliver(self, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+        """Queue each entry in the cell's mailbox (waiting for room), or dispose of it."""
+        node = self.node
+        cell = self.cell
+        for entry_id, fields in entries:
+            if entry_id in self.in_flight:
+                continue  # already here: read again after a reconnect
+            if fields is None:
+                node.acknowledge(self.key, entry_id)  # trimmed since: nothing to deliver
+                continue
+            self.received += 1
+            try:
+                envelope = node.codec.decode(fields.get(b"m"))
+            except Undecodable as exc:
+                await node.to_dead_letter_stream(
+                    self.key, entry_id, fields, f"undecodable: {exc}",
+                    DeadLetterReason.UNDECODABLE,
+                )
+                continue
+            if envelope.kind is Kind.STOP:
+                node.acknowledge(self.key, entry_id)
+                node.stop_for(cell, envelope)
+                continue
+            if envelope.kind not in (Kind.TELL, Kind.ASK):
+                await node.to_dead_letter_stream(
+                    self.key, entry_id, fields, f"undeliverable: a {envelope.kind.name} "
+                    "envelope in a mailbox stream", DeadLetterReason.UNDECODABLE,
+                )
+                continue
+            chain = node.local_chain(envelope.chain)
+            if envelope.kind is Kind.ASK:
+                if cell.max_concurrency == 1 and cell.path in chain:
+                    cycle = (*chain[chain.index(cell.path):], cell.path)
+                    error = AskCycleError(cycle, type(envelope.message).__qualname__)
+                    node.send_reply(envelope, outcome.Error(error), cell.path)
+                    node.acknowledge(self.key, entry_id)
+                    continue
+                if envelope.deadline and envelope.deadline < node.wall_time():
+                    cell.dead_letter(
+                        envelope.message, DeadLetterReason.LATE_REPLY,
+                        "expired: the remote asker had given up before it was delivered",
+                    )
+                    node.acknowledge(self.key, entry_id)
+                    continue
+            request = Request(envelope.message, cell, chain, _Entry(self, entry_id, envelope))
+            self.in_flight[entry_id] = request
+            if not await cell.mailbox.put_waiting(request, envelope.priority):
+                request.release()  # the actor is stopping for good: another host takes it
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def recover_own(self) -> None:
+        """Take up this node's own unacknowledged entries (after a restart or a reconnect)."""
+        node = self.node
+        rows = await node.cmd.execute("XPENDING", self.key, GROUP, "-", "+", 1000, node.node)
+        await self._claim_rows(rows or [], own=True)
+
+    async def _sweep_forever(self) -> None:
+        interval = self.node.sweep_interval
+        while True:
+            await trio.sleep(interval)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        """Claim the entries of dead consumers; send poison to the dead-letter stream."""
+        node = self.node
+        rows = await node.cmd.execute(
+            "XPENDING", self.key, GROUP, "IDLE", node.claim_after_ms, "-", "+", self._room()
+        )
+        if not rows:
+            return
+        alive = await node.alive_consumers({row[1] for row in rows})
+        await self._claim_rows([row for row in rows if row[1] not in alive], own=False)
+
+    async def _claim_rows(self, rows: list[Any], *, own: bool) -> None:
+        node = self.node
+        claim: list[bytes] = []
+        for entry_id, consumer, _idle, deliveries in rows:
+            if entry_id in self.in_flight:
+                continue
+            if deliveries >= node.cluster.max_deliveries:
+                fields = await node.entry_fields(self.key, entry_id)
+                await node.to_dead_letter_stream(
+                    self.key, entry_id, fields or {},
+                    f"poison: delivered {deliveries} times without an acknowledgement (last "
+                    f"to {consumer.decode(errors='replace')})",
+                    DeadLetterReason.POISON,
+                )
+                continue
+            claim.append(entry_id)
+        if not claim:
+            return
+        min_idle = 0 if own else node.claim_after_ms
+        reply = await node.cmd.execute(
+            "XCLAIM", self.key, GROUP, node.node, min_idle, *claim
+        )
+        entries = parse_entries(reply)
+        self.redelivered += len(entries)
+        await self.deliver(entries)
+
+
+def format_traceback(error: BaseException) -> str:
+    """The traceback text a remote asker gets with a :class:`RemoteError`."""
+    try:
+        return "".join(traceback.format_exception(error))
+    except Exception:
+        return f"<traceback of {type(error).__qualname__} could not be formatted>"
