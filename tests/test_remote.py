@@ -382,13 +382,3 @@ def triactor_note(system: triactor.ActorSystem, value: int) -> bytes:
 
     return transport.codec.encode(Kind.TELL, Note(value))  # type: ignore[attr-defined, no-any-return]
 
-
-# TEMPORARY until the shared fixture lands
-@pytest.fixture(scope="session")
-def redis_url() -> object:
-    from triactor.remote._server import PrivateServer
-
-    server = PrivateServer()
-    server.start()
-    yield server.url
-    server.stop()

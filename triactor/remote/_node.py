@@ -29,7 +29,13 @@ from ._codec import Codec, Envelope, Kind, Undecodable
 from ._feeder import Feeder, format_traceback, parse_entries, parse_read
 from ._keys import GROUP, RELEASED, Keys
 from ._outbox import DEFAULT_CAPACITY, Outbox
-from ._redis import RedisAddress, RedisConnection, RedisError, open_connection
+from ._redis import (
+    RedisAddress,
+    RedisConnection,
+    RedisConnectionLost,
+    RedisError,
+    open_connection,
+)
 from ._ref import RemoteActorRef
 from ._statistics import ExportStatistics
 
@@ -472,10 +478,14 @@ class Node:
     async def _read_replies(self, conn: RedisConnection) -> None:
         last = b"0-0"
         while not self._replies_stopping:
-            reply = await conn.execute_blocking(
-                "XREAD", "COUNT", 1000, "BLOCK", _REPLY_BLOCK_MS, "STREAMS",
-                self.reply_key, last, unblock_via=self.cmd,
-            )
+            try:
+                reply = await conn.execute_blocking(
+                    "XREAD", "COUNT", 1000, "BLOCK", _REPLY_BLOCK_MS, "STREAMS",
+                    self.reply_key, last, unblock_via=self.cmd,
+                )
+            except RedisConnectionLost:
+                continue  # the replies stay in the stream: read again from the last one
+
             entries = parse_read(reply)
             for entry_id, fields in entries:
                 last = entry_id

@@ -168,7 +168,7 @@ class Outbox:
                 if self.backlog >= self.bound:
                     await self.learn_policy()
                     await trio.sleep(pause)
-                    pause = min(pause * 2, 0.05)
+                    pause = min(pause * 2, 0.005)
                 continue
             pause = 0.001
             count = min(len(items), room, _BATCH)
