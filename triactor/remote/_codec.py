@@ -39,6 +39,9 @@ class Kind(enum.IntEnum):
     STOP = 4
 
 
+_KINDS: Final = {int(kind): kind for kind in Kind}
+
+
 class Undecodable(Exception):
     """An envelope that cannot be decoded; the message says why (never the payload).
 
@@ -86,7 +89,12 @@ class Envelope:
 
 
 def qualified_name(kind: type) -> str:
-    """The tag of a type on the wire: ``module:QualName``."""
+    """The tag of a type on the wire: ``module:QualName``.
+
+    A class defined in a script is ``__main__:QualName`` there and ``module:QualName`` in a
+    process that imports the script's module; :class:`Codec` matches such a pair by the
+    qualified name when it is unambiguous.
+    """
     return f"{kind.__module__}:{kind.__qualname__}"
 
 
@@ -128,6 +136,7 @@ class Codec:
         )
         self._tags: dict[type, str] = {}
         self._types: dict[str, type] = {}
+        self._by_qualname: dict[str, type | None] = {}
         self._learned: set[type] = set()
 
     # -- the allow-list ---------------------------------------------------------------------
@@ -142,6 +151,10 @@ class Codec:
             tag = qualified_name(kind)
             self._tags[kind] = tag
             self._types[tag] = kind
+            # A script's classes are tagged __main__:X there and module:X elsewhere: allow the
+            # class by its qualified name too, when no other allowed class has that name.
+            short = kind.__qualname__
+            self._by_qualname[short] = None if short in self._by_qualname else kind
 
     def allow_actor_class(self, actor_class: type[Actor]) -> None:
         """Allow every type ``actor_class``'s handlers take, and the classes they return."""
@@ -155,7 +168,19 @@ class Codec:
 
     def allowed(self, tag: str) -> bool:
         """Whether the type tagged ``tag`` may be decoded here."""
-        return tag == "" or tag in self._types
+        return tag == "" or tag in self._types or self._main_class(tag) is not None
+
+    def _main_class(self, tag: str) -> type | None:
+        # A class of a script is tagged __main__:X by the script and module:X by a process
+        # that imports it: match such a tag by the qualified name alone, when exactly one
+        # allowed class has that name and one side of the pair is __main__.
+        module, _, qualname = tag.partition(":")
+        candidate = self._by_qualname.get(qualname)
+        if candidate is None:
+            return None
+        if module == "__main__" or self._tags[candidate].startswith("__main__:"):
+            return candidate
+        return None
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -267,26 +292,25 @@ class Codec:
         )
         if version != _VERSION:
             raise Undecodable(f"envelope version {version!r}; this node reads {_VERSION}")
-        try:
-            kind = Kind(kind)
-        except ValueError:
-            raise Undecodable(f"unknown envelope kind {kind!r}") from None
+        kind = _KINDS.get(kind) if kind.__class__ is int else None
+        if kind is None:
+            raise Undecodable(f"unknown envelope kind {fields[1]!r}")
         if not (
-            isinstance(tag, str)
-            and isinstance(priority, int)
-            and not isinstance(priority, bool)
-            and isinstance(reply_to, str)
-            and isinstance(correlation, int)
-            and isinstance(chain, list)
-            and all(isinstance(item, str) for item in chain)
-            and isinstance(deadline, int | float)
-            and isinstance(sender, str)
-        ):
+            tag.__class__ is str
+            and priority.__class__ is int
+            and reply_to.__class__ is str
+            and correlation.__class__ is int
+            and chain.__class__ is list
+            and (deadline.__class__ is float or deadline.__class__ is int)
+            and sender.__class__ is str
+        ) or (chain and not all(item.__class__ is str for item in chain)):
             raise Undecodable("malformed envelope header fields")
         if kind in (Kind.ASK, Kind.STOP) and not reply_to:
             raise Undecodable(f"{kind.name} envelope without a reply stream")
         if tag:
             cls = self._types.get(tag)
+            if cls is None:
+                cls = self._main_class(tag)
             if cls is None:
                 error = Undecodable(
                     f"type {tag} is not allowed on this node; it decodes the types its "
@@ -309,7 +333,8 @@ class Codec:
                 raise Undecodable("malformed failure reply")
             message = data
         return Envelope(
-            kind, message, priority, reply_to, correlation, tuple(chain), float(deadline), sender
+            kind, message, priority, reply_to, correlation, tuple(chain) if chain else (),
+            deadline, sender,
         )
 
 

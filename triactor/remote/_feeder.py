@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Feeder", "format_traceback", "parse_entries", "parse_read"]
 
 _BLOCK_MS: Final = 5000
+_ROOM_POLL: Final = 0.001
 
 
 def parse_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
@@ -144,9 +145,19 @@ class Feeder:
         mailbox = self.cell.mailbox
         return max(1, mailbox.capacity - len(mailbox))
 
+    async def _wait_for_room(self) -> None:
+        # Read in large batches: while the mailbox is more than three quarters full, wait
+        # for the actor to work it down (it is busy anyway) instead of reading one entry per
+        # round trip as slots free up one by one.
+        mailbox = self.cell.mailbox
+        low_water = mailbox.capacity - max(1, mailbox.capacity // 4)
+        while len(mailbox) > low_water and not mailbox.closed and not self._stopping:
+            await trio.sleep(_ROOM_POLL)
+
     async def _read_forever(self, conn: Any) -> None:
         node = self.node
         while not self._stopping:
+            await self._wait_for_room()
             try:
                 reply = await conn.execute_blocking(
                     "XREADGROUP", "GROUP", GROUP, node.node, "COUNT", self._room(),
@@ -173,6 +184,9 @@ class Feeder:
         """Queue each entry in the cell's mailbox (waiting for room), or dispose of it."""
         node = self.node
         cell = self.cell
+        mailbox = cell.mailbox
+        decode = node.codec.decode
+        in_flight = self.in_flight
         for entry_id, fields in entries:
             if entry_id in self.in_flight:
                 continue  # already here: read again after a reconnect
@@ -181,7 +195,7 @@ class Feeder:
                 continue
             self.received += 1
             try:
-                envelope = node.codec.decode(fields.get(b"m"))
+                envelope = decode(fields.get(b"m"))
             except Undecodable as exc:
                 await node.to_dead_letter_stream(
                     self.key, entry_id, fields, f"undecodable: {exc}",
@@ -198,7 +212,7 @@ class Feeder:
                     "envelope in a mailbox stream", DeadLetterReason.UNDECODABLE,
                 )
                 continue
-            chain = node.local_chain(envelope.chain)
+            chain = node.local_chain(envelope.chain) if envelope.chain else ()
             if envelope.kind is Kind.ASK:
                 if cell.max_concurrency == 1 and cell.path in chain:
                     cycle = (*chain[chain.index(cell.path):], cell.path)
@@ -214,8 +228,10 @@ class Feeder:
                     node.acknowledge(self.key, entry_id)
                     continue
             request = Request(envelope.message, cell, chain, _Entry(self, entry_id, envelope))
-            self.in_flight[entry_id] = request
-            if not await cell.mailbox.put_waiting(request, envelope.priority):
+            in_flight[entry_id] = request
+            if len(mailbox) < mailbox.capacity and mailbox.put_nowait(request, envelope.priority):
+                continue
+            if not await mailbox.put_waiting(request, envelope.priority):
                 request.release()  # the actor is stopping for good: another host takes it
 
     # -- recovery -------------------------------------------------------------------------

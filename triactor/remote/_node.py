@@ -124,6 +124,9 @@ class Node:
         info = json.dumps({"bound": bound, "overflow": mailbox.overflow.name,
                            "actor": cell.actor_class.__qualname__})
         self.cmd.send_nowait("HSET", self.keys.exports, key, info)
+        outbox = self._outboxes.get(key)
+        if outbox is not None:  # this node sends to the name too: it knows the policy now
+            outbox.learned(bound, mailbox.overflow)
         self.codec.allow_actor_class(cell.actor_class)
 
         def forget(_: ActorCell) -> None:
@@ -242,11 +245,15 @@ class Node:
 
     def qualify_chain(self, chain: tuple[str, ...]) -> tuple[str, ...]:
         """Make an ask chain's local paths cluster-wide (``path@node``)."""
+        if not chain:
+            return chain
         node = self.node
         return tuple(item if "@" in item else f"{item}@{node}" for item in chain)
 
     def local_chain(self, chain: tuple[str, ...]) -> tuple[str, ...]:
         """Turn this node's entries of a cluster-wide chain back into local paths."""
+        if not chain:
+            return chain
         suffix = f"@{self.node}"
         return tuple(item[: -len(suffix)] if item.endswith(suffix) else item for item in chain)
 

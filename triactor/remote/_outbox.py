@@ -10,6 +10,7 @@ length from an ``XLEN`` in the same round trip. The target's backlog in the clus
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from typing import TYPE_CHECKING, Final, final
 
@@ -31,6 +32,8 @@ DEFAULT_CAPACITY: Final = 1000
 _LOCAL_LIMIT: Final = 256
 #: The most ``XADD`` commands in one batch.
 _BATCH: Final = 512
+#: How often a sender reads its target's published bound and policy again.
+_RELEARN_SECONDS: Final = 1.0
 
 
 @final
@@ -39,6 +42,8 @@ class Outbox:
 
     __slots__ = (
         "_items",
+        "_known",
+        "_learned_at",
         "_node",
         "_overflow",
         "_room",
@@ -59,6 +64,8 @@ class Outbox:
         self.name = name
         self._items: deque[tuple[bytes, object]] = deque()
         self._overflow = Overflow.BLOCK
+        self._known = False
+        self._learned_at = -math.inf
         self.bound = DEFAULT_CAPACITY * node.cluster.backlog_factor
         #: The stream's length when last seen (entries neither acknowledged nor trimmed yet).
         self.backlog = 0
@@ -86,7 +93,8 @@ class Outbox:
         self._items.append((payload, message))
         if self.idle.is_set():
             self.idle = trio.Event()
-        self._wake.unpark()
+        if self._wake:
+            self._wake.unpark()
 
     def _dead_letter(self, message: object, reason: DeadLetterReason) -> None:
         self.dropped += 1
@@ -138,7 +146,15 @@ class Outbox:
         return False
 
     async def learn_policy(self) -> None:
-        """Read the bound and overflow policy the target's hosts published."""
+        """Read the bound and overflow policy the target's hosts published.
+
+        Until a host has published them (the name is hosted nowhere yet), the defaults apply
+        and they are read again before every batch; afterwards, at most once a second.
+        """
+        now = trio.current_time()
+        if self._known and now - self._learned_at < _RELEARN_SECONDS:
+            return
+        self._learned_at = now
         raw = await self._node.cmd.execute("HGET", self._node.keys.exports, self.key)
         if not isinstance(raw, bytes):
             return
@@ -148,6 +164,12 @@ class Outbox:
             self._overflow = Overflow[info["overflow"]]
         except (ValueError, KeyError, TypeError):
             return
+        self._known = True
+
+    def learned(self, bound: int, overflow: Overflow) -> None:
+        """Take the bound and policy from a host in this very process."""
+        self.bound = bound
+        self._overflow = overflow
 
     async def run(self) -> None:
         """Write queued messages to the stream, in order, until cancelled."""
@@ -171,6 +193,10 @@ class Outbox:
                     pause = min(pause * 2, 0.005)
                 continue
             pause = 0.001
+            await self.learn_policy()
+            room = self.bound - self.backlog
+            if room <= 0:
+                continue
             count = min(len(items), room, _BATCH)
             for _ in range(count):
                 payload, _message = items.popleft()

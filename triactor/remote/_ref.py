@@ -89,7 +89,9 @@ class RemoteActorRef(ActorRef):
 
     async def tell(self, message: object, *, priority: int = 0) -> None:
         await checkpoint_if_cancelled()
-        payload = self._node.codec.encode(Kind.TELL, message, priority=_priority(priority))
+        if priority.__class__ is not int:
+            _priority(priority)
+        payload = self._node.codec.encode(Kind.TELL, message, priority=priority)
         await self._outbox.send(payload, message)
 
     def try_tell(self, message: object, *, priority: int = 0) -> bool:
