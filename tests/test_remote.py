@@ -382,3 +382,24 @@ def triactor_note(system: triactor.ActorSystem, value: int) -> bytes:
 
     return transport.codec.encode(Kind.TELL, Note(value))  # type: ignore[attr-defined, no-any-return]
 
+
+
+async def test_status_and_metrics_show_exported_names(redis_url: str, cluster_name: str) -> None:
+    from triactor.diagnostics._metrics import render_metrics
+    from triactor.launcher._introspection import render_status
+
+    async with node(redis_url, cluster_name, "a") as a:
+        scorer = await a.spawn(Scorer, name="scorer", export=True)
+        for value in range(3):
+            await a.remote("scorer").tell(Note(value))
+        with trio.fail_after(5):
+            while scorer.statistics().processed < 3:
+                await trio.sleep(0.02)
+        await a._transport._refresh_statistics()  # type: ignore[union-attr]
+        [export] = a.cluster_statistics()
+        assert export.name == "scorer" and export.received == 3 and export.hosts == ("a",)
+        status = render_status(a)
+        assert "cluster node a" in status and "scorer: stream triactor:" in status
+        metrics = render_metrics(a)
+        assert 'triactor_cluster_received_total{name="scorer"} 3' in metrics
+        assert 'triactor_cluster_hosts{name="scorer"} 1' in metrics

@@ -502,6 +502,14 @@ class ActorSystem:
             list(self._cells_by_path.values()), stacks_older_than=stacks_older_than
         )
 
+    def cluster_statistics(self) -> list[Any]:
+        """Return an :class:`~triactor.ExportStatistics` per exported name hosted here.
+
+        Stream length, pending (delivered, unacknowledged), redeliveries and the nodes hosting
+        the name, as last refreshed with the node's heartbeat. Empty without a cluster.
+        """
+        return [] if self._transport is None else list(self._transport.statistics())
+
     def statistics(self) -> SystemStatistics:
         """Return a :class:`SystemStatistics` snapshot."""
         return SystemStatistics(

@@ -80,6 +80,29 @@ def render_metrics(system: ActorSystem, pools: Mapping[str, PriorityPool] | None
             for reason, count in sorted(by_reason.items(), key=lambda item: item[0].name)
         ),
     )
+    exports = system.cluster_statistics()
+    for name, kind, help_text, field in (
+        ("triactor_cluster_stream_length", "gauge", "Entries in an exported name's stream.",
+         "length"),
+        ("triactor_cluster_pending", "gauge",
+         "Entries delivered to a host and not yet acknowledged.", "pending"),
+        ("triactor_cluster_received_total", "counter",
+         "Entries this node read from the stream.", "received"),
+        ("triactor_cluster_redelivered_total", "counter",
+         "Entries this node took over from dead nodes.", "redelivered"),
+        ("triactor_cluster_hosts", "gauge", "Nodes hosting the name.", "hosts"),
+    ):
+        if exports:
+            lines += _family(
+                name,
+                kind,
+                help_text,
+                (
+                    f"{name}{_labels(name=e.name)} "
+                    f"{len(e.hosts) if field == 'hosts' else getattr(e, field):g}"
+                    for e in exports
+                ),
+            )
     for pool_name, pool in (pools or {}).items():
         lines += _pool_lines(pool_name, pool)
     return "\n".join(lines) + "\n"

@@ -39,7 +39,17 @@ def render_status(system: ActorSystem) -> str:
         f"{stats.dead_letters} dead letters"
         f"{', shutting down' if stats.shutting_down else ''}"
     )
-    return f"{header}\n{format_snapshot(system.snapshot(stacks_older_than=STACK_AGE))}\n"
+    report = f"{header}\n{format_snapshot(system.snapshot(stacks_older_than=STACK_AGE))}\n"
+    exports = system.cluster_statistics()
+    if exports:
+        lines = [f"cluster node {system.node}: exported names hosted here"]
+        lines += [
+            f"  {e.name}: stream {e.stream}, length {e.length}, pending {e.pending}, "
+            f"received {e.received}, redelivered {e.redelivered}, hosts {', '.join(e.hosts)}"
+            for e in exports
+        ]
+        report += "\n".join(lines) + "\n"
+    return report
 
 
 async def report_on_signal(
