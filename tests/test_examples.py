@@ -59,3 +59,18 @@ def test_pipeline_program_prints_its_report() -> None:
     out = run_example("pipeline", "--items", "30", "--quiet")
     assert "Pipeline report" in out
     assert "processed" in out and "dead letters" in out
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_cluster_example_runs_the_pipeline_across_three_processes(redis_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.cluster", "--items", "80", "--url", redis_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = result.stdout
+    assert "Pipeline across 3 processes" in report
+    pids = {line.split("pid ")[1].split(",")[0] for line in report.splitlines() if "pid " in line}
+    assert len(pids) == 3  # three processes did the work
+    assert "fetched 80" in report

@@ -150,8 +150,11 @@ class Node:
         if ref is None:
             outbox = self._outboxes.get(key)
             if outbox is None:
-                outbox = self._outboxes[key] = Outbox(self, key, name)
+                outbox = Outbox(self, key, name)
+                # Started before it is registered: from a foreign thread this raises
+                # RuntimeError and leaves nothing half-made behind.
                 self._nursery.start_soon(outbox.run, name=f"triactor outbox {key}")
+                self._outboxes[key] = outbox
             ref = self._refs[key] = RemoteActorRef(self, name, outbox)
         return ref
 
