@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
         epilog="sections: " + "; ".join(f"{name}: {text}" for name, (_, text) in SECTIONS.items()),
     )
     parser.add_argument(
-        "sections", nargs="*", choices=[*SECTIONS, []], metavar="SECTION",
+        "sections",
+        nargs="*",
+        choices=[*SECTIONS, []],
+        metavar="SECTION",
         help=f"which tables to print ({', '.join(SECTIONS)}); default: all",
     )
     args = parser.parse_args(argv)

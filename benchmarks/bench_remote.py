@@ -115,7 +115,10 @@ def run() -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         sink = subprocess.Popen(
             [sys.executable, "-m", "benchmarks._remote_sink", server.url, "bench"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         try:
             assert sink.stdout is not None
@@ -133,15 +136,34 @@ def run() -> None:
         f"{int(remote['payload'])}-byte messages",
         ["workload", "floor", "triactor", "ratio", "target"],
         [
-            ["tell, msgs/s (floor: in-process tell)", floor_local, remote["tell"],
-             f"{remote['tell'] / floor_local:.3f}x",
-             f"{verdict(remote['tell'] >= 100_000)} (>= 100k/s)"],
-            ["tell, msgs/s (floor: pipelined XADD)", floor_xadd, remote["tell"],
-             f"{remote['tell'] / floor_xadd:.3f}x", ""],
-            ["ask p50, us (1 in flight)", "", remote["ask_p50_us"], "",
-             f"{verdict(remote['ask_p50_us'] <= 500)} (<= 500 us)"],
+            [
+                "tell, msgs/s (floor: in-process tell)",
+                floor_local,
+                remote["tell"],
+                f"{remote['tell'] / floor_local:.3f}x",
+                f"{verdict(remote['tell'] >= 100_000)} (>= 100k/s)",
+            ],
+            [
+                "tell, msgs/s (floor: pipelined XADD)",
+                floor_xadd,
+                remote["tell"],
+                f"{remote['tell'] / floor_xadd:.3f}x",
+                "",
+            ],
+            [
+                "ask p50, us (1 in flight)",
+                "",
+                remote["ask_p50_us"],
+                "",
+                f"{verdict(remote['ask_p50_us'] <= 500)} (<= 500 us)",
+            ],
             ["ask p99, us (1 in flight)", "", remote["ask_p99_us"], "", ""],
-            [f"asks/s ({IN_FLIGHT} in flight)", "", remote["asks_per_s"], "",
-             f"{verdict(remote['asks_per_s'] >= 20_000)} (>= 20k/s)"],
+            [
+                f"asks/s ({IN_FLIGHT} in flight)",
+                "",
+                remote["asks_per_s"],
+                "",
+                f"{verdict(remote['asks_per_s'] >= 20_000)} (>= 20k/s)",
+            ],
         ],
     )

@@ -77,8 +77,9 @@ class Fetcher(Actor):
 
     @handler
     async def report(self, msg: Report) -> Counters:
-        return Counters(self.system.node or "", os.getpid(), self.handled,
-                        self.system.dead_letters.count)
+        return Counters(
+            self.system.node or "", os.getpid(), self.handled, self.system.dead_letters.count
+        )
 
 
 class Scorer(Actor):
@@ -103,8 +104,9 @@ class Scorer(Actor):
 
     @handler
     async def report(self, msg: Report) -> Counters:
-        return Counters(self.system.node or "", os.getpid(), Scorer.handled,
-                        self.system.dead_letters.count)
+        return Counters(
+            self.system.node or "", os.getpid(), Scorer.handled, self.system.dead_letters.count
+        )
 
 
 class Sink(Actor):
@@ -154,8 +156,12 @@ async def run_pipeline(url: str, cluster: str, items: int, seed: int) -> None:
         with trio.fail_after(120):
             while (done := await sink.ask(Report())) < expected:
                 if sys.stderr.isatty():
-                    print(f"\r  {done}/{expected} documents through the pipeline", end="",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"\r  {done}/{expected} documents through the pipeline",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 await trio.sleep(0.2)
         elapsed = time.perf_counter() - started
         fetchers = await fetch.ask(Report(), timeout=10)
@@ -163,13 +169,17 @@ async def run_pipeline(url: str, cluster: str, items: int, seed: int) -> None:
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr)
     print(f"\nPipeline across 3 processes on {url}")
-    print(f"  documents:   {items} sent in {sent:.2f} s, {expected} scored, "
-          f"{items - expected} corrupt")
+    print(
+        f"  documents:   {items} sent in {sent:.2f} s, {expected} scored, "
+        f"{items - expected} corrupt"
+    )
     print(f"  source/sink: pid {os.getpid()}, received {done}")
     print(f"  fetchers:    pid {fetchers.pid}, fetched {fetchers.handled}")
-    print(f"  scorers:     pid {scorers.pid}, scored {scorers.handled}, "
-          f"{scorers.dead_letters} dead letters (the corrupt documents; the parser was "
-          "restarted after each)")
+    print(
+        f"  scorers:     pid {scorers.pid}, scored {scorers.handled}, "
+        f"{scorers.dead_letters} dead letters (the corrupt documents; the parser was "
+        "restarted after each)"
+    )
     print(f"  total:       {elapsed:.2f} s, {items / elapsed:,.0f} documents/s")
     if done != expected or scorers.handled < expected:
         raise SystemExit("some documents were lost")
@@ -196,9 +206,20 @@ def main() -> None:
     url = args.url or server.url  # type: ignore[union-attr]
     nodes = [
         subprocess.Popen(
-            [sys.executable, "-m", "examples.cluster", "--role", role, "--url", url,
-             "--cluster", args.cluster],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "examples.cluster",
+                "--role",
+                role,
+                "--url",
+                url,
+                "--cluster",
+                args.cluster,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         for role in ("fetchers", "scorers")
     ]

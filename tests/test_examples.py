@@ -66,7 +66,11 @@ def test_pipeline_program_prints_its_report() -> None:
 def test_cluster_example_runs_the_pipeline_across_three_processes(redis_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "examples.cluster", "--items", "80", "--url", redis_url],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = result.stdout

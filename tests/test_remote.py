@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import triactor
+from tests.polling import eventually
 from triactor import (
     Actor,
     ActorRef,
@@ -128,9 +129,9 @@ def cluster_name() -> str:
 
 
 @asynccontextmanager
-async def node(url: str, cluster: str, name: str, **options: object) -> AsyncIterator[
-    triactor.ActorSystem
-]:
+async def node(
+    url: str, cluster: str, name: str, **options: object
+) -> AsyncIterator[triactor.ActorSystem]:
     with trio.fail_after(10):
         async with open_actor_system(
             cluster=triactor.Cluster(url, name=cluster, node=name, claim_after=1.0, **options)
@@ -180,9 +181,11 @@ async def test_timeout_then_late_reply_goes_to_dead_letters(
         scorer = b.remote("scorer")
         with pytest.raises(trio.TooSlowError, match="remote actor 'scorer'"):
             await scorer.ask(Nap(0.5), timeout=0.1)
-        with trio.fail_after(5):
-            while not any(d.reason is DeadLetterReason.LATE_REPLY for d in b.dead_letters):
-                await trio.sleep(0.02)
+        await eventually(
+            lambda: any(d.reason is DeadLetterReason.LATE_REPLY for d in b.dead_letters),
+            5,
+            "the late reply",
+        )
         late = [d for d in b.dead_letters if d.reason is DeadLetterReason.LATE_REPLY]
         assert [d.message for d in late] == ["rested"]
 
@@ -191,7 +194,8 @@ async def test_ask_cycle_across_two_nodes_is_refused(redis_url: str, cluster_nam
     async with node(redis_url, cluster_name, "a") as a, node(redis_url, cluster_name, "b") as b:
         for system, name in ((a, "ping"), (b, "pong")):
             tree = triactor.Supervisor(
-                f"sup-{name}", [triactor.ChildSpec(Scorer, name=name, export=True)],
+                f"sup-{name}",
+                [triactor.ChildSpec(Scorer, name=name, export=True)],
                 max_restarts=10,
             )
             await system.spawn(tree)
@@ -208,10 +212,8 @@ async def test_refs_inside_messages_arrive_as_working_refs(
     async with node(redis_url, cluster_name, "a") as a, node(redis_url, cluster_name, "b") as b:
         await a.spawn(Scorer, name="scorer", export=True)
         collector = await b.spawn(Collector, name="collector")  # not exported
-        with trio.fail_after(5):
-            await b.remote("scorer").tell(CallMeBack(collector, 41))
-            while not await collector.ask(Score(0)):
-                await trio.sleep(0.02)
+        await b.remote("scorer").tell(CallMeBack(collector, 41))
+        await eventually(lambda: collector.ask(Score(0)), 5, "the call back")
         assert await collector.ask(Score(0)) == [42]
 
 
@@ -257,14 +259,10 @@ async def test_graceful_shutdown_handles_and_acknowledges_what_was_read(
         ref = b.remote("scorer")
         for value in range(30):
             await ref.tell(Note(value))  # nobody hosts it yet: it waits in the cluster
-        with trio.fail_after(5):
-            while ref.statistics().mailbox.depth < 30:
-                await trio.sleep(0.02)
+        await eventually(lambda: ref.statistics().mailbox.depth >= 30, 5, "30 in the stream")
     async with node(redis_url, cluster_name, "a") as a:
         scorer = await a.spawn(Scorer, name="scorer", export=True)
-        with trio.fail_after(5):
-            while scorer.statistics().processed < 30:
-                await trio.sleep(0.02)
+        await eventually(lambda: scorer.statistics().processed >= 30, 5, "30 handled")
     async with open_connection(redis_url) as conn:
         key = f"triactor:{cluster_name}:mailbox:scorer"
         assert await conn.execute("XLEN", key) == 0
@@ -283,9 +281,7 @@ async def test_unknown_types_are_refused_into_the_dead_letter_stream(
         scorer = await a.spawn(Scorer, name="scorer", export=True)
         await b.remote("scorer").tell(Unknown(1))
         await b.remote("scorer").tell(Note(5))
-        with trio.fail_after(5):
-            while scorer.statistics().processed < 1:
-                await trio.sleep(0.02)
+        await eventually(lambda: scorer.statistics().processed >= 1, 5, "the note handled")
         undecodable = [d for d in a.dead_letters if d.reason is DeadLetterReason.UNDECODABLE]
         assert len(undecodable) == 1 and "not allowed on this node" in undecodable[0].detail
         async with open_connection(redis_url) as conn:
@@ -335,8 +331,11 @@ _field_values = st.one_of(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(entries=st.lists(st.tuples(st.sampled_from([b"m", b"x", b""]), _field_values),
-                        min_size=1, max_size=5))
+@given(
+    entries=st.lists(
+        st.tuples(st.sampled_from([b"m", b"x", b""]), _field_values), min_size=1, max_size=5
+    )
+)
 async def test_fuzzed_entries_never_crash_a_node(
     redis_url: str, entries: list[tuple[bytes, bytes]]
 ) -> None:
@@ -349,12 +348,12 @@ async def test_fuzzed_entries_never_crash_a_node(
             for field, value in entries:
                 await conn.execute("XADD", key, "*", field or b"m", value)
             await conn.execute("XADD", key, "*", "m", triactor_note(a, 7))
-            with trio.fail_after(5):
-                while True:
-                    pending = await conn.execute("XPENDING", key, "triactor")
-                    if await conn.execute("XLEN", key) == 0 and pending[0] == 0:
-                        break
-                    await trio.sleep(0.01)
+
+            async def settled() -> bool:
+                pending = await conn.execute("XPENDING", key, "triactor")
+                return bool(await conn.execute("XLEN", key) == 0 and pending[0] == 0)
+
+            await eventually(settled, 5, "every entry handled or dead-lettered")
             dead = await conn.execute("XLEN", f"triactor:{cluster}:dead-letters")
         stats = scorer.statistics()
         by_reason = a.dead_letters.count_by_reason()
@@ -368,7 +367,9 @@ async def test_fuzzed_entries_never_crash_a_node(
         assert await scorer.ask(Score(1)) == Scored(2, "a")
 
 
-async def test_an_undecodable_reply_fails_the_ask_at_once(redis_url: str, cluster_name: str) -> None:
+async def test_an_undecodable_reply_fails_the_ask_at_once(
+    redis_url: str, cluster_name: str
+) -> None:
     async with node(redis_url, cluster_name, "a") as a, node(redis_url, cluster_name, "b") as b:
         await a.spawn(Scorer, name="scorer", export=True)
         with trio.fail_after(5), pytest.raises(triactor.ActorError, match="could not be decoded"):
@@ -383,7 +384,6 @@ def triactor_note(system: triactor.ActorSystem, value: int) -> bytes:
     return transport.codec.encode(Kind.TELL, Note(value))  # type: ignore[attr-defined, no-any-return]
 
 
-
 async def test_status_and_metrics_show_exported_names(redis_url: str, cluster_name: str) -> None:
     from triactor.diagnostics._metrics import render_metrics
     from triactor.launcher._introspection import render_status
@@ -392,9 +392,7 @@ async def test_status_and_metrics_show_exported_names(redis_url: str, cluster_na
         scorer = await a.spawn(Scorer, name="scorer", export=True)
         for value in range(3):
             await a.remote("scorer").tell(Note(value))
-        with trio.fail_after(5):
-            while scorer.statistics().processed < 3:
-                await trio.sleep(0.02)
+        await eventually(lambda: scorer.statistics().processed >= 3, 5, "3 handled")
         await a._transport._refresh_statistics()  # type: ignore[union-attr]
         [export] = a.cluster_statistics()
         assert export.name == "scorer" and export.received == 3 and export.hosts == ("a",)

@@ -21,6 +21,7 @@ import pytest
 import trio
 
 import triactor
+from tests.polling import eventually
 from tests.remote_actors import AskVia, Echo, Fail, Job, KillNode, Slow, Worker
 from triactor import AskCycleError, DeadLetterReason, RemoteError, open_actor_system
 from triactor.remote._redis import open_connection
@@ -34,13 +35,30 @@ class NodeProcess:
     """One node process hosting ``worker`` (or another name), recording into a file."""
 
     def __init__(
-        self, url: str, cluster: str, node: str, record: Path, name: str = "worker", **options: object
+        self,
+        url: str,
+        cluster: str,
+        node: str,
+        record: Path,
+        name: str = "worker",
+        **options: object,
     ) -> None:
         self.node = node
         self.record = record
         self.args = [
-            sys.executable, "-m", "tests.remote_node", "--url", url, "--cluster", cluster,
-            "--node", node, "--name", name, "--record", str(record),
+            sys.executable,
+            "-m",
+            "tests.remote_node",
+            "--url",
+            url,
+            "--cluster",
+            cluster,
+            "--node",
+            node,
+            "--name",
+            name,
+            "--record",
+            str(record),
         ]
         for option, value in options.items():
             self.args += [f"--{option.replace('_', '-')}", str(value)]
@@ -114,20 +132,13 @@ async def start_nodes(
 
 
 @asynccontextmanager
-async def producer(url: str, cluster: str, **options: object) -> AsyncIterator[triactor.ActorSystem]:
+async def producer(
+    url: str, cluster: str, **options: object
+) -> AsyncIterator[triactor.ActorSystem]:
     async with open_actor_system(
         cluster=triactor.Cluster(url, name=cluster, node="producer", claim_after=1.0, **options)
     ) as system:
         yield system
-
-
-async def wait_until(condition: object, seconds: float, what: str) -> None:
-    assert callable(condition)
-    with trio.move_on_after(seconds):
-        while not condition():
-            await trio.sleep(0.05)
-        return
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 async def stream_state(url: str, cluster: str, name: str = "worker") -> tuple[int, int, int]:
@@ -140,9 +151,10 @@ async def stream_state(url: str, cluster: str, name: str = "worker") -> tuple[in
 
 
 async def drained(url: str, cluster: str) -> None:
-    with trio.fail_after(20):
-        while (await stream_state(url, cluster))[:2] != (0, 0):
-            await trio.sleep(0.1)
+    async def empty() -> bool:
+        return (await stream_state(url, cluster))[:2] == (0, 0)
+
+    await eventually(empty, 20, "the stream to be empty with nothing pending")
 
 
 async def test_sigkill_mid_stream_loses_nothing(
@@ -162,7 +174,7 @@ async def test_sigkill_mid_stream_loses_nothing(
         def all_handled() -> bool:
             return len({i for w in workers for i in w.ids()}) == total
 
-        await wait_until(all_handled, 60, "every id to be handled")
+        await eventually(all_handled, 60, "every id to be handled")
     await drained(redis_url, cluster_name)
     counts = Counter(i for w in workers for i in w.ids())
     assert set(counts) == set(range(total))
@@ -197,7 +209,7 @@ async def test_client_kill_and_server_restart_lose_nothing(
         def all_handled() -> bool:
             return len({i for w in workers for i in w.ids()}) == total
 
-        await wait_until(all_handled, 60, "every id to be handled after the outages")
+        await eventually(all_handled, 60, "every id to be handled after the outages")
     await drained(url, cluster_name)
     assert all(w.alive() for w in workers), "the nodes recover on their own"
     assert {i for w in workers for i in w.ids()} == set(range(total))
@@ -209,27 +221,26 @@ async def test_client_kill_and_server_restart_lose_nothing(
 async def test_poison_goes_to_the_dead_letter_stream_while_others_flow(
     redis_url: str, cluster_name: str, nodes: list[NodeProcess], tmp_path: Path
 ) -> None:
-    workers = await start_nodes(
-        nodes, redis_url, cluster_name, tmp_path, 2, max_deliveries=3
-    )
+    workers = await start_nodes(nodes, redis_url, cluster_name, tmp_path, 2, max_deliveries=3)
     total = 300
     restarts = 0
+
+    async def restart_the_dead_until_done() -> bool:
+        nonlocal restarts
+        for node in workers:
+            if not node.alive():  # the poison killed it: restart it, as a launcher would
+                restarts += 1
+                node.start()
+                await node.wait_ready()
+        handled = {i for w in workers for i in w.ids()}
+        return len(handled) == total and bool((await stream_state(redis_url, cluster_name))[2])
+
     async with producer(redis_url, cluster_name, max_deliveries=3) as system:
         worker = system.remote("worker", Worker)
         await worker.tell(KillNode())
         for index in range(total):
             await worker.tell(Job(index, 0.001))
-        with trio.fail_after(90):
-            while True:
-                for node in workers:
-                    if not node.alive():  # the poison killed it: restart it, as a launcher would
-                        restarts += 1
-                        node.start()
-                        await node.wait_ready()
-                handled = {i for w in workers for i in w.ids()}
-                if len(handled) == total and (await stream_state(redis_url, cluster_name))[2]:
-                    break
-                await trio.sleep(0.1)
+        await eventually(restart_the_dead_until_done, 90, "the jobs done and the poison out")
     assert restarts == 3  # delivered max_deliveries times, each killing its host
     async with open_connection(redis_url) as conn:
         rows = await conn.execute("XRANGE", f"triactor:{cluster_name}:dead-letters", "-", "+")
@@ -279,9 +290,14 @@ async def test_asks_across_processes(
             assert "bad input" in info.value.remote_traceback
             with pytest.raises(trio.TooSlowError):
                 await worker.ask(Slow(0.5), timeout=0.1)
-            while not any(d.reason is DeadLetterReason.LATE_REPLY for d in system.dead_letters):
-                await trio.sleep(0.02)
-            late = [d.message for d in system.dead_letters if d.reason is DeadLetterReason.LATE_REPLY]
+            await eventually(
+                lambda: any(d.reason is DeadLetterReason.LATE_REPLY for d in system.dead_letters),
+                5,
+                "the late reply",
+            )
+            late = [
+                d.message for d in system.dead_letters if d.reason is DeadLetterReason.LATE_REPLY
+            ]
             assert late == ["slow done"]
             # worker asks other, which asks worker back while worker waits: refused at once.
             with pytest.raises(AskCycleError):

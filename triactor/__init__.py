@@ -31,7 +31,6 @@ from .actors import (
 )
 from .launcher import ActorPortal, RunResult, run, start_in_thread
 from .mailbox import MailboxStatistics, Overflow
-from .remote import Cluster, ExportStatistics
 from .pools import (
     ClassStatistics,
     Lease,
@@ -40,6 +39,7 @@ from .pools import (
     ResourcePool,
     ResourcePoolStatistics,
 )
+from .remote import Cluster, ExportStatistics
 from .supervision import (
     Backoff,
     ChildCounts,

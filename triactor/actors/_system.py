@@ -565,7 +565,6 @@ class ActorSystem:
         if self._shutdown_scope.cancelled_caught:
             logger.warning("actor system shutdown was aborted; remaining actors were cancelled")
 
-
     def _structure_ref(self, data: Any, _: type) -> ActorRef:
         path = data.get("actor") if isinstance(data, dict) else None
         if not isinstance(path, str):

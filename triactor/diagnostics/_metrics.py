@@ -82,14 +82,30 @@ def render_metrics(system: ActorSystem, pools: Mapping[str, PriorityPool] | None
     )
     exports = system.cluster_statistics()
     for name, kind, help_text, field in (
-        ("triactor_cluster_stream_length", "gauge", "Entries in an exported name's stream.",
-         "length"),
-        ("triactor_cluster_pending", "gauge",
-         "Entries delivered to a host and not yet acknowledged.", "pending"),
-        ("triactor_cluster_received_total", "counter",
-         "Entries this node read from the stream.", "received"),
-        ("triactor_cluster_redelivered_total", "counter",
-         "Entries this node took over from dead nodes.", "redelivered"),
+        (
+            "triactor_cluster_stream_length",
+            "gauge",
+            "Entries in an exported name's stream.",
+            "length",
+        ),
+        (
+            "triactor_cluster_pending",
+            "gauge",
+            "Entries delivered to a host and not yet acknowledged.",
+            "pending",
+        ),
+        (
+            "triactor_cluster_received_total",
+            "counter",
+            "Entries this node read from the stream.",
+            "received",
+        ),
+        (
+            "triactor_cluster_redelivered_total",
+            "counter",
+            "Entries this node took over from dead nodes.",
+            "redelivered",
+        ),
         ("triactor_cluster_hosts", "gauge", "Nodes hosting the name.", "hosts"),
     ):
         if exports:

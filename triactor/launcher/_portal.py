@@ -347,9 +347,7 @@ def start_in_thread(
             "Supervisor('root', [ChildSpec(MyActor, name=...)])"
         )
     _check_timeout(shutdown_timeout)
-    portal = ActorPortal(
-        tree, shutdown_timeout, thread_name or f"triactor-{tree.name}", cluster
-    )
+    portal = ActorPortal(tree, shutdown_timeout, thread_name or f"triactor-{tree.name}", cluster)
     portal._start()
     try:
         yield portal

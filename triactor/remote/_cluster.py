@@ -27,6 +27,10 @@ def _default_node() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _node_or_default(value: str | None) -> str:
+    return _default_node() if value is None else value
+
+
 @final
 @attrs.frozen
 class Cluster:
@@ -76,7 +80,7 @@ class Cluster:
     name: str = attrs.field(default="triactor", validator=_valid_word, kw_only=True)
     node: str = attrs.field(
         factory=_default_node,
-        converter=lambda value: _default_node() if value is None else value,
+        converter=_node_or_default,
         validator=_valid_word,
         kw_only=True,
     )

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, final
 
 import cattrs
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from ..actors import Actor, ActorRef
 
@@ -209,8 +209,9 @@ class Codec:
             if tag_or_none is None:
                 if _is_plain(message):
                     tag, data = "", message
-                    return self._pack(kind, tag, data, priority, reply_to, correlation, chain,
-                                      deadline)
+                    return self._pack(
+                        kind, tag, data, priority, reply_to, correlation, chain, deadline
+                    )
                 self.allow(cls)  # a type this node sends is one it knows
                 tag_or_none = self._tags[cls]
             tag = tag_or_none
@@ -236,8 +237,18 @@ class Codec:
     ) -> bytes:
         try:
             packed: bytes = msgpack.packb(
-                [_VERSION, int(kind), tag, data, priority, reply_to, correlation, list(chain),
-                 deadline, self.node],
+                [
+                    _VERSION,
+                    int(kind),
+                    tag,
+                    data,
+                    priority,
+                    reply_to,
+                    correlation,
+                    list(chain),
+                    deadline,
+                    self.node,
+                ],
                 use_bin_type=True,
             )
         except (TypeError, ValueError, OverflowError) as exc:
@@ -287,9 +298,7 @@ class Codec:
             raise Undecodable(f"not a msgpack envelope ({type(exc).__name__})") from None
         if not isinstance(fields, list) or len(fields) != 10:
             raise Undecodable("not an envelope: expected a 10-item array")
-        version, kind, tag, data, priority, reply_to, correlation, chain, deadline, sender = (
-            fields
-        )
+        version, kind, tag, data, priority, reply_to, correlation, chain, deadline, sender = fields
         if version != _VERSION:
             raise Undecodable(f"envelope version {version!r}; this node reads {_VERSION}")
         kind = _KINDS.get(kind) if kind.__class__ is int else None
@@ -320,7 +329,7 @@ class Codec:
                 error.correlation = correlation
                 raise error
             try:
-                message = self._converter.structure(data, cls)
+                message: Any = self._converter.structure(data, cls)
             except Exception as exc:
                 error = Undecodable(
                     f"data does not structure as {tag} ({type(exc).__name__}: "
@@ -333,8 +342,14 @@ class Codec:
                 raise Undecodable("malformed failure reply")
             message = data
         return Envelope(
-            kind, message, priority, reply_to, correlation, tuple(chain) if chain else (),
-            deadline, sender,
+            kind,
+            message,
+            priority,
+            reply_to,
+            correlation,
+            tuple(chain) if chain else (),
+            deadline,
+            sender,
         )
 
 

@@ -75,8 +75,7 @@ class _Entry:
         if envelope.kind is Kind.ASK:
             feeder.node.send_reply(envelope, result, feeder.cell.path)
         elif isinstance(result, outcome.Error) and isinstance(result.error, NoHandler):
-            feeder.cell.dead_letter(request.message, DeadLetterReason.NO_HANDLER,
-                                    str(result.error))
+            feeder.cell.dead_letter(request.message, DeadLetterReason.NO_HANDLER, str(result.error))
         feeder.node.acknowledge(feeder.key, self.id)
 
     def release(self, request: Request) -> None:
@@ -111,9 +110,12 @@ class Feeder:
         try:
             with self._scope:
                 await self.node.ensure_group(self.key)
-                async with open_connection(
-                    self.node.address, name=f"triactor:{self.node.node}:feed"
-                ) as conn, trio.open_nursery() as nursery:
+                async with (
+                    open_connection(
+                        self.node.address, name=f"triactor:{self.node.node}:feed"
+                    ) as conn,
+                    trio.open_nursery() as nursery,
+                ):
                     self._conn = conn
                     nursery.start_soon(self._sweep_forever)
                     await self.recover_own()
@@ -151,7 +153,7 @@ class Feeder:
         # round trip as slots free up one by one.
         mailbox = self.cell.mailbox
         low_water = mailbox.capacity - max(1, mailbox.capacity // 4)
-        while len(mailbox) > low_water and not mailbox.closed and not self._stopping:
+        while len(mailbox) > low_water and not mailbox.closed and not self._stopping:  # noqa: ASYNC110
             await trio.sleep(_ROOM_POLL)
 
     async def _read_forever(self, conn: Any) -> None:
@@ -160,8 +162,17 @@ class Feeder:
             await self._wait_for_room()
             try:
                 reply = await conn.execute_blocking(
-                    "XREADGROUP", "GROUP", GROUP, node.node, "COUNT", self._room(),
-                    "BLOCK", _BLOCK_MS, "STREAMS", self.key, ">",
+                    "XREADGROUP",
+                    "GROUP",
+                    GROUP,
+                    node.node,
+                    "COUNT",
+                    self._room(),
+                    "BLOCK",
+                    _BLOCK_MS,
+                    "STREAMS",
+                    self.key,
+                    ">",
                     unblock_via=node.cmd,
                 )
             except trio.Cancelled:
@@ -198,7 +209,10 @@ class Feeder:
                 envelope = decode(fields.get(b"m"))
             except Undecodable as exc:
                 await node.to_dead_letter_stream(
-                    self.key, entry_id, fields, f"undecodable: {exc}",
+                    self.key,
+                    entry_id,
+                    fields,
+                    f"undecodable: {exc}",
                     DeadLetterReason.UNDECODABLE,
                 )
                 continue
@@ -208,21 +222,25 @@ class Feeder:
                 continue
             if envelope.kind not in (Kind.TELL, Kind.ASK):
                 await node.to_dead_letter_stream(
-                    self.key, entry_id, fields, f"undeliverable: a {envelope.kind.name} "
-                    "envelope in a mailbox stream", DeadLetterReason.UNDECODABLE,
+                    self.key,
+                    entry_id,
+                    fields,
+                    f"undeliverable: a {envelope.kind.name} envelope in a mailbox stream",
+                    DeadLetterReason.UNDECODABLE,
                 )
                 continue
             chain = node.local_chain(envelope.chain) if envelope.chain else ()
             if envelope.kind is Kind.ASK:
                 if cell.max_concurrency == 1 and cell.path in chain:
-                    cycle = (*chain[chain.index(cell.path):], cell.path)
+                    cycle = (*chain[chain.index(cell.path) :], cell.path)
                     error = AskCycleError(cycle, type(envelope.message).__qualname__)
                     node.send_reply(envelope, outcome.Error(error), cell.path)
                     node.acknowledge(self.key, entry_id)
                     continue
                 if envelope.deadline and envelope.deadline < node.wall_time():
                     cell.dead_letter(
-                        envelope.message, DeadLetterReason.LATE_REPLY,
+                        envelope.message,
+                        DeadLetterReason.LATE_REPLY,
                         "expired: the remote asker had given up before it was delivered",
                     )
                     node.acknowledge(self.key, entry_id)
@@ -268,7 +286,9 @@ class Feeder:
             if deliveries >= node.cluster.max_deliveries:
                 fields = await node.entry_fields(self.key, entry_id)
                 await node.to_dead_letter_stream(
-                    self.key, entry_id, fields or {},
+                    self.key,
+                    entry_id,
+                    fields or {},
                     f"poison: delivered {deliveries} times without an acknowledgement (last "
                     f"to {consumer.decode(errors='replace')})",
                     DeadLetterReason.POISON,
@@ -278,9 +298,7 @@ class Feeder:
         if not claim:
             return
         min_idle = 0 if own else node.claim_after_ms
-        reply = await node.cmd.execute(
-            "XCLAIM", self.key, GROUP, node.node, min_idle, *claim
-        )
+        reply = await node.cmd.execute("XCLAIM", self.key, GROUP, node.node, min_idle, *claim)
         entries = parse_entries(reply)
         self.redelivered += len(entries)
         await self.deliver(entries)

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, final
 
-import attrs
 import outcome
 import trio
 from loguru import logger
@@ -28,7 +27,7 @@ from ._cluster import Cluster
 from ._codec import Codec, Envelope, Kind, Undecodable
 from ._feeder import Feeder, format_traceback, parse_entries, parse_read
 from ._keys import GROUP, RELEASED, Keys
-from ._outbox import DEFAULT_CAPACITY, Outbox
+from ._outbox import Outbox
 from ._redis import (
     RedisAddress,
     RedisConnection,
@@ -121,8 +120,13 @@ class Node:
         self._feeders[key] = feeder
         mailbox = cell.mailbox
         bound = mailbox.capacity * self.cluster.backlog_factor
-        info = json.dumps({"bound": bound, "overflow": mailbox.overflow.name,
-                           "actor": cell.actor_class.__qualname__})
+        info = json.dumps(
+            {
+                "bound": bound,
+                "overflow": mailbox.overflow.name,
+                "actor": cell.actor_class.__qualname__,
+            }
+        )
         self.cmd.send_nowait("HSET", self.keys.exports, key, info)
         outbox = self._outboxes.get(key)
         if outbox is not None:  # this node sends to the name too: it knows the policy now
@@ -181,7 +185,9 @@ class Node:
         if unsent:
             logger.warning(
                 "{} messages for other nodes were still unsent when the system stopped (the "
-                "cluster at {} was unreachable); they are in dead letters", unsent, self.address
+                "cluster at {} was unreachable); they are in dead letters",
+                unsent,
+                self.address,
             )
         for feeder in list(self._feeders.values()):
             feeder.cancel()
@@ -221,20 +227,26 @@ class Node:
             return ["k", ref.key, ref.name]
         if isinstance(ref, LocalActorRef):
             cell = ref._cell
-            for key, feeder in self._feeders.items():
-                if feeder.cell is cell and key == self.keys.mailbox(cell.name):
-                    return ["k", key, cell.name]
-            key = self._private.get(cell)
-            if key is None:
-                key = self._private[cell] = self.keys.private(self.node, cell.path)
-                self._feed(cell, key)
+            exported = self.keys.mailbox(cell.name)
+            feeder = self._feeders.get(exported)
+            if feeder is not None and feeder.cell is cell:
+                return ["k", exported, cell.name]
+            private = self._private.get(cell)
+            if private is None:
+                private = self._private[cell] = self.keys.private(self.node, cell.path)
+                self._feed(cell, private)
+            key = private
             return ["k", key, cell.name, self.node, cell.path]
         raise TypeError(f"cannot carry {ref!r} to another node")
 
     def ref_from_wire(self, data: Any) -> ActorRef:
         """A working ref from what :meth:`ref_to_wire` made (on any node)."""
-        if not (isinstance(data, list) and len(data) in (3, 5) and data[0] == "k"
-                and all(isinstance(item, str) for item in data)):
+        if not (
+            isinstance(data, list)
+            and len(data) in (3, 5)
+            and data[0] == "k"
+            and all(isinstance(item, str) for item in data)
+        ):
             raise TypeError("not a carried actor ref")
         prefix = self.keys.prefix + ":"
         if not data[1].startswith(prefix):
@@ -278,9 +290,11 @@ class Node:
 
     def late_reply(self, request: Request, result: outcome.Outcome[Any]) -> None:
         """Record a reply whose asker stopped waiting (the LateReplySink protocol)."""
-        reply = result.value if isinstance(result, outcome.Value) else result.error  # type: ignore[union-attr]
+        reply = _unwrap_outcome(result)
         self.system.dead_letters.record(
-            "cluster", reply, DeadLetterReason.LATE_REPLY,
+            "cluster",
+            reply,
+            DeadLetterReason.LATE_REPLY,
             f"reply to {type(request.message).__qualname__} after the asker stopped waiting",
         )
 
@@ -293,13 +307,18 @@ class Node:
                 )
             except TypeError as exc:
                 payload = self.codec.encode_failure(
-                    exc, actor=actor, correlation=envelope.correlation,
+                    exc,
+                    actor=actor,
+                    correlation=envelope.correlation,
                     traceback_text=format_traceback(exc),
                 )
         else:
-            error = result.error  # type: ignore[union-attr]
+            assert isinstance(result, outcome.Error)
+            error = result.error
             payload = self.codec.encode_failure(
-                error, actor=actor, correlation=envelope.correlation,
+                error,
+                actor=actor,
+                correlation=envelope.correlation,
                 traceback_text=format_traceback(error),
             )
         self.sent_replies += 1
@@ -314,9 +333,11 @@ class Node:
         else:
             result = outcome.Value(envelope.message)
         if entry is None:
-            reply = result.value if isinstance(result, outcome.Value) else result.error  # type: ignore[union-attr]
+            reply = _unwrap_outcome(result)
             self.system.dead_letters.record(
-                "cluster", reply, DeadLetterReason.LATE_REPLY,
+                "cluster",
+                reply,
+                DeadLetterReason.LATE_REPLY,
                 f"reply from node {envelope.sender} after the asker stopped waiting",
             )
             return
@@ -326,10 +347,14 @@ class Node:
         entry = self._replies.pop(error.correlation, None) if error.correlation else None
         if entry is not None:
             request, target = entry
-            request.complete(outcome.Error(ActorError(
-                f"the reply of remote actor {target!r} to "
-                f"{type(request.message).__qualname__} could not be decoded here: {error}"
-            )))
+            request.complete(
+                outcome.Error(
+                    ActorError(
+                        f"the reply of remote actor {target!r} to "
+                        f"{type(request.message).__qualname__} could not be decoded here: {error}"
+                    )
+                )
+            )
 
     def stop_for(self, cell: ActorCell, envelope: Envelope) -> None:
         """Stop ``cell`` for a remote ``ref.stop()`` and reply once it has stopped."""
@@ -397,9 +422,22 @@ class Node:
         """Move an entry to the cluster's dead-letter stream with ``reason``; count it."""
         payload = fields.get(b"m", b"")
         self.cmd.send_nowait(
-            "XADD", self.keys.dead_letters, "MAXLEN", "~", _DEAD_LETTERS_KEPT, "*",
-            "stream", key, "id", entry_id, "reason", reason, "node", self.node,
-            "m", payload if isinstance(payload, bytes) else b"",
+            "XADD",
+            self.keys.dead_letters,
+            "MAXLEN",
+            "~",
+            _DEAD_LETTERS_KEPT,
+            "*",
+            "stream",
+            key,
+            "id",
+            entry_id,
+            "reason",
+            reason,
+            "node",
+            self.node,
+            "m",
+            payload if isinstance(payload, bytes) else b"",
         )
         self.cmd.send_nowait("XACK", key, GROUP, entry_id)
         self.cmd.send_nowait("XDEL", key, entry_id)
@@ -416,10 +454,13 @@ class Node:
     async def heartbeat_once(self) -> None:
         """Say this node lives (for ``claim_after`` seconds) and refresh its statistics."""
         ttl = self.claim_after_ms
-        info = json.dumps({
-            "pid": os.getpid(), "host": socket.gethostname(),
-            "hosts": sorted({feeder.cell.name for feeder in self._feeders.values()}),
-        })
+        info = json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "hosts": sorted({feeder.cell.name for feeder in self._feeders.values()}),
+            }
+        )
         commands: list[list[Any]] = [
             ["SET", self.keys.heartbeat(self.node), info, "PX", ttl],
             ["HSET", self.keys.nodes, self.node, info],
@@ -440,20 +481,29 @@ class Node:
             return
         commands: list[list[Any]] = []
         for key, _ in feeders:
-            commands += [["XLEN", key], ["XPENDING", key, GROUP], ["XINFO", "CONSUMERS", key, GROUP]]
+            commands += [
+                ["XLEN", key],
+                ["XPENDING", key, GROUP],
+                ["XINFO", "CONSUMERS", key, GROUP],
+            ]
         replies = await self.cmd.execute_many(commands)
         for index, (key, feeder) in enumerate(feeders):
-            length, pending, consumers = replies[3 * index: 3 * index + 3]
+            length, pending, consumers = replies[3 * index : 3 * index + 3]
             hosts: tuple[str, ...] = ()
             if isinstance(consumers, list):
-                hosts = tuple(sorted(
-                    _consumer_name(row) for row in consumers if _consumer_name(row) != RELEASED
-                ))
+                hosts = tuple(
+                    sorted(
+                        _consumer_name(row) for row in consumers if _consumer_name(row) != RELEASED
+                    )
+                )
             self._export_stats[key] = ExportStatistics(
-                name=feeder.cell.name, stream=key,
+                name=feeder.cell.name,
+                stream=key,
                 length=length if isinstance(length, int) else 0,
                 pending=pending[0] if isinstance(pending, list) and pending else 0,
-                redelivered=feeder.redelivered, received=feeder.received, hosts=hosts,
+                redelivered=feeder.redelivered,
+                received=feeder.received,
+                hosts=hosts,
             )
 
     async def _flush_acks_forever(self) -> None:
@@ -476,9 +526,7 @@ class Node:
 
     async def _read_replies_forever(self) -> None:
         try:
-            async with open_connection(
-                self.address, name=f"triactor:{self.node}:replies"
-            ) as conn:
+            async with open_connection(self.address, name=f"triactor:{self.node}:replies") as conn:
                 self._replies_conn = conn
                 await self._read_replies(conn)
         finally:
@@ -490,8 +538,15 @@ class Node:
         while not self._replies_stopping:
             try:
                 reply = await conn.execute_blocking(
-                    "XREAD", "COUNT", 1000, "BLOCK", _REPLY_BLOCK_MS, "STREAMS",
-                    self.reply_key, last, unblock_via=self.cmd,
+                    "XREAD",
+                    "COUNT",
+                    1000,
+                    "BLOCK",
+                    _REPLY_BLOCK_MS,
+                    "STREAMS",
+                    self.reply_key,
+                    last,
+                    unblock_via=self.cmd,
                 )
             except RedisConnectionLost:
                 continue  # the replies stay in the stream: read again from the last one
@@ -505,7 +560,10 @@ class Node:
                     envelope = self.codec.decode(fields.get(b"m"))
                 except Undecodable as exc:
                     await self.to_dead_letter_stream(
-                        self.reply_key, entry_id, fields, f"undecodable reply: {exc}",
+                        self.reply_key,
+                        entry_id,
+                        fields,
+                        f"undecodable reply: {exc}",
                         DeadLetterReason.UNDECODABLE,
                     )
                     self._fail_reply(exc)
@@ -514,6 +572,13 @@ class Node:
                     self._take_reply(envelope)
             if entries:
                 self.cmd.send_nowait("XTRIM", self.reply_key, "MINID", last)
+
+
+def _unwrap_outcome(result: outcome.Outcome[Any]) -> object:
+    if isinstance(result, outcome.Value):
+        return result.value
+    assert isinstance(result, outcome.Error)
+    return result.error
 
 
 def _consumer_name(row: Any) -> str:
@@ -535,7 +600,10 @@ def _remote_error(data: dict[str, Any]) -> BaseException:
     if own is not None:
         return own(data["message"])
     return RemoteError(
-        data["message"], remote_type=data["type"], actor=data["actor"], node=data["node"],
+        data["message"],
+        remote_type=data["type"],
+        actor=data["actor"],
+        node=data["node"],
         remote_traceback=data["traceback"],
     )
 
@@ -549,8 +617,10 @@ async def open_node(cluster: Cluster | str, system: ActorSystem) -> AsyncIterato
     """
     cluster = Cluster.coerce(cluster)
     address = RedisAddress.parse(cluster.url)
-    async with open_connection(address, name=f"triactor:{cluster.node}") as cmd, \
-            trio.open_nursery() as nursery:
+    async with (
+        open_connection(address, name=f"triactor:{cluster.node}") as cmd,
+        trio.open_nursery() as nursery,
+    ):
         node = Node(cluster, system, address, cmd, nursery)
         await cmd.execute("DEL", node.reply_key)  # replies to an earlier life of this name
         await node.heartbeat_once()
@@ -565,4 +635,3 @@ async def open_node(cluster: Cluster | str, system: ActorSystem) -> AsyncIterato
             with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_FLUSH_SECONDS):
                 await node.stop_reading_replies()
             nursery.cancel_scope.cancel()
-

@@ -154,4 +154,3 @@ def _priority(priority: object) -> int:
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise TypeError(f"priority must be an int, got {priority!r}")
     return priority
-
