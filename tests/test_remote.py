@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
-import msgpack
+import msgspec
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
@@ -313,15 +313,15 @@ _ints = st.integers(-(2**63), 2**63 - 1)
 _field_values = st.one_of(
     st.binary(max_size=64),
     st.builds(
-        lambda items: msgpack.packb(items, use_bin_type=True),
+        lambda items: msgspec.msgpack.encode(items),
         st.lists(
             st.one_of(_ints, st.text(max_size=8), st.none(), st.binary(max_size=8)),
             max_size=12,
         ),
     ),
     st.builds(
-        lambda kind, tag, data: msgpack.packb(
-            [1, kind, tag, data, 0, "", 0, [], 0.0, "x"], use_bin_type=True
+        lambda kind, tag, data: msgspec.msgpack.encode(
+            [1, kind, tag, data, 0, "", 0, [], 0.0, "x"]
         ),
         st.integers(-2, 6),
         st.sampled_from(["", "tests.test_remote:Note", "builtins:eval", "os:system"]),
