@@ -11,7 +11,7 @@ import signal
 import attrs
 import trio
 
-from triactor import Actor, handler
+from triactor import Actor, ChildSpec, Supervisor, handler
 
 
 @attrs.frozen
@@ -85,3 +85,15 @@ class Worker(Actor):
             return reply
         reply = await target.ask(AskVia(self.name, msg.hops - 1), timeout=10)
         return reply
+
+
+class Greeter(Actor):
+    """Answers from whichever node hosts it (for the launcher's ``--cluster``)."""
+
+    @handler
+    async def greet(self, msg: Echo) -> str:
+        return f"hello {msg.value} from {self.system.node}"
+
+
+#: ``triactor run tests.remote_actors:greeter_tree --cluster URL``
+greeter_tree = Supervisor("root", [ChildSpec(Greeter, name="greeter", export=True)])

@@ -303,3 +303,42 @@ async def test_asks_across_processes(
             with pytest.raises(AskCycleError):
                 await worker.ask(AskVia("other", 1))
             assert await worker.ask(AskVia("other", 0)) == "end from n2"
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+async def test_the_launcher_joins_a_cluster(redis_url: str, cluster_name: str, how: str) -> None:
+    from tests.remote_actors import Greeter
+
+    triactor_command = str(Path(sys.executable).parent / "triactor")
+    command = [triactor_command, "run", "tests.remote_actors:greeter_tree"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if how == "flag":
+        command += ["--cluster", redis_url, "--cluster-name", cluster_name]
+    else:
+        env["TRIACTOR_CLUSTER"] = redis_url
+        env["TRIACTOR_CLUSTER_NAME"] = cluster_name
+    process = await trio.lowlevel.open_process(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        async with producer(redis_url, cluster_name) as system:
+            reply = await system.remote("greeter", Greeter).ask(Echo("you"), timeout=30)
+        assert reply.startswith("hello you from ") and reply.endswith(f"-{process.pid}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            assert await process.wait() == 0
+
+
+def test_a_bad_cluster_url_is_one_line_and_exit_2() -> None:
+    triactor_command = str(Path(sys.executable).parent / "triactor")
+    done = subprocess.run(
+        [triactor_command, "run", "tests.remote_actors:greeter_tree", "--cluster", "http://x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--cluster" in done.stderr

@@ -17,6 +17,7 @@ import trio
 from loguru import logger
 
 from .._errors import RestartIntensityExceeded
+from ..remote import Cluster
 from ..supervision import Supervisor
 from ._introspection import request_status
 from ._loading import TargetError, TargetFailed, build_tree
@@ -135,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
         "unix:///path.sock): children with export=True become reachable from other "
         "processes (default: $TRIACTOR_CLUSTER, else none)",
     )
+    run.add_argument(
+        "--cluster-name",
+        default=os.environ.get("TRIACTOR_CLUSTER_NAME") or "triactor",
+        metavar="NAME",
+        help="which cluster on that server to join (default: $TRIACTOR_CLUSTER_NAME, else "
+        "'triactor')",
+    )
+    run.add_argument(
+        "--node",
+        default=os.environ.get("TRIACTOR_NODE") or None,
+        metavar="NAME",
+        help="this process's node name in the cluster; give a stable one to a process that "
+        "restarts (default: $TRIACTOR_NODE, else host and pid)",
+    )
     run.set_defaults(handler=_run_command)
 
     status = commands.add_parser(
@@ -241,6 +256,13 @@ async def _run_target(args: argparse.Namespace, monitor: Monitor) -> RunResult:
     )
 
 
+def _cluster(args: argparse.Namespace) -> Cluster | None:
+    """The cluster the options name, or None (validated: a bad one is a usage error)."""
+    if args.cluster is None:
+        return None
+    return Cluster(args.cluster, name=args.cluster_name, node=args.node)
+
+
 def _status_command(args: argparse.Namespace) -> int:
     try:
         print(request_status(args.pid, args.timeout), end="")
@@ -254,6 +276,11 @@ def _status_command(args: argparse.Namespace) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    try:
+        args.cluster = _cluster(args)
+    except (TypeError, ValueError) as exc:
+        _error(f"--cluster: {exc}")
+        return EXIT_USAGE
     tty = _isatty(sys.stderr)
     status = StatusLine(
         sys.stderr,
