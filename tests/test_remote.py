@@ -401,3 +401,17 @@ async def test_status_and_metrics_show_exported_names(redis_url: str, cluster_na
         metrics = render_metrics(a)
         assert 'triactor_cluster_received_total{name="scorer"} 3' in metrics
         assert 'triactor_cluster_hosts{name="scorer"} 1' in metrics
+
+
+def test_a_portal_joins_a_cluster(redis_url: str, cluster_name: str) -> None:
+    tree = triactor.Supervisor("root", [triactor.ChildSpec(Scorer, name="scorer", export=True)])
+    cluster = triactor.Cluster(redis_url, name=cluster_name, node="portal")
+    with triactor.start_in_thread(tree, cluster=cluster) as portal:
+        assert portal.ask("scorer", Score(2), timeout=10) == Scored(4, "portal")
+
+    async def ask_from_another_node() -> object:
+        async with node(redis_url, cluster_name, "asker") as asker:
+            return await asker.remote("scorer", Scorer).ask(Score(3), timeout=10)
+
+    with triactor.start_in_thread(tree, cluster=cluster):
+        assert trio.run(ask_from_another_node) == Scored(6, "portal")
