@@ -27,7 +27,18 @@ import msgspec
 
 from ..actors import Actor, ActorRef
 
-__all__ = ["Codec", "Envelope", "Kind", "Undecodable", "qualified_name"]
+__all__ = [
+    "ASK",
+    "FAILURE",
+    "REPLY",
+    "STOP",
+    "TELL",
+    "Codec",
+    "Envelope",
+    "Kind",
+    "Undecodable",
+    "qualified_name",
+]
 
 _VERSION: Final = 1
 _PLAIN_SCALARS: Final = (str, int, float, bool, type(None), bytes)
@@ -44,6 +55,12 @@ class Kind(enum.IntEnum):
 
 
 _KINDS: Final = {int(kind): kind for kind in Kind}
+# Module-level aliases: an Enum member looked up on its class costs several times a global.
+TELL: Final = Kind.TELL
+ASK: Final = Kind.ASK
+REPLY: Final = Kind.REPLY
+FAILURE: Final = Kind.FAILURE
+STOP: Final = Kind.STOP
 
 
 class Undecodable(Exception):
@@ -324,12 +341,14 @@ class Codec:
             and sender.__class__ is str
         ) or (chain and not all(item.__class__ is str for item in chain)):
             raise Undecodable("malformed envelope header fields")
-        if kind in (Kind.ASK, Kind.STOP) and not reply_to:
+        if (kind is ASK or kind is STOP) and not reply_to:
             raise Undecodable(f"{kind.name} envelope without a reply stream")
         if tag:
             cls = self._types.get(tag)
             if cls is None:
                 cls = self._main_class(tag)
+                if cls is not None:
+                    self._types[tag] = cls  # resolved once
             if cls is None:
                 error = Undecodable(
                     f"type {tag} is not allowed on this node; it decodes the types its "
@@ -351,7 +370,7 @@ class Codec:
                 error.correlation = correlation
                 raise error from None
         else:
-            if kind is Kind.FAILURE and not _is_failure(data):
+            if kind is FAILURE and not _is_failure(data):
                 raise Undecodable("malformed failure reply")
             message = data
         return Envelope(

@@ -19,7 +19,7 @@ import trio
 from .._errors import AskCycleError, NoHandler
 from ..actors import DeadLetterReason
 from ..actors._request import Request
-from ._codec import Envelope, Kind, Undecodable
+from ._codec import ASK, STOP, TELL, Envelope, Undecodable
 from ._keys import GROUP
 from ._redis import RedisConnectionLost, RedisError, open_connection
 
@@ -27,34 +27,39 @@ if TYPE_CHECKING:
     from ..actors._cell import ActorCell
     from ._node import Node
 
-__all__ = ["Feeder", "format_traceback", "parse_entries", "parse_read"]
+__all__ = ["Feeder", "format_traceback", "parse_entries", "parse_read", "payload_of"]
 
 _BLOCK_MS: Final = 5000
 _ROOM_POLL: Final = 0.001
 
 
-def parse_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
-    """Turn an ``XCLAIM``/``XRANGE`` reply into ``(id, fields)`` pairs.
+def parse_entries(reply: Any) -> list[tuple[bytes, list[bytes] | None]]:
+    """Turn an ``XCLAIM``/``XRANGE`` reply into ``(id, [field, value, ...])`` pairs.
 
-    ``fields`` is None for an entry deleted since it was delivered.
+    The field list is None for an entry deleted since it was delivered.
     """
-    parsed: list[tuple[bytes, dict[bytes, bytes] | None]] = []
-    for row in reply or ():
-        if not isinstance(row, list) or len(row) != 2:
-            continue
-        entry_id, flat = row
-        if not isinstance(flat, list):
-            parsed.append((entry_id, None))
-            continue
-        parsed.append((entry_id, {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}))
-    return parsed
+    return [
+        (row[0], row[1] if isinstance(row[1], list) else None)
+        for row in reply or ()
+        if isinstance(row, list) and len(row) == 2
+    ]
 
 
-def parse_read(reply: Any) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+def parse_read(reply: Any) -> list[tuple[bytes, list[bytes] | None]]:
     """Turn an ``XREADGROUP``/``XREAD`` reply (one stream) into ``(id, fields)`` pairs."""
     if not reply:
         return []
     return parse_entries(reply[0][1])
+
+
+def payload_of(flat: list[bytes] | None) -> bytes | None:
+    """The ``m`` field of an entry's field list (None if it has none)."""
+    if not flat:
+        return None
+    for index in range(0, len(flat) - 1, 2):
+        if flat[index] == b"m":
+            return flat[index + 1]
+    return None
 
 
 @final
@@ -72,7 +77,7 @@ class _Entry:
         feeder = self.feeder
         feeder.in_flight.pop(self.id, None)
         envelope = self.envelope
-        if envelope.kind is Kind.ASK:
+        if envelope.kind is ASK:
             feeder.node.send_reply(envelope, result, feeder.cell.path)
         elif isinstance(result, outcome.Error) and isinstance(result.error, NoHandler):
             feeder.cell.dead_letter(request.message, DeadLetterReason.NO_HANDLER, str(result.error))
@@ -191,51 +196,52 @@ class Feeder:
                 raise
             await self.deliver(parse_read(reply))
 
-    async def deliver(self, entries: list[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+    async def deliver(self, entries: list[tuple[bytes, list[bytes] | None]]) -> None:
         """Queue each entry in the cell's mailbox (waiting for room), or dispose of it."""
         node = self.node
+        key = self.key
         cell = self.cell
         mailbox = cell.mailbox
         decode = node.codec.decode
         in_flight = self.in_flight
-        for entry_id, fields in entries:
-            if entry_id in self.in_flight:
+        for entry_id, flat in entries:
+            if entry_id in in_flight:
                 continue  # already here: read again after a reconnect
-            if fields is None:
-                node.acknowledge(self.key, entry_id)  # trimmed since: nothing to deliver
+            if flat is None:
+                node.acknowledge(key, entry_id)  # trimmed since: nothing to deliver
                 continue
             self.received += 1
             try:
-                envelope = decode(fields.get(b"m"))
+                envelope = decode(
+                    flat[1] if len(flat) == 2 and flat[0] == b"m" else payload_of(flat)
+                )
             except Undecodable as exc:
                 await node.to_dead_letter_stream(
-                    self.key,
-                    entry_id,
-                    fields,
-                    f"undecodable: {exc}",
-                    DeadLetterReason.UNDECODABLE,
+                    key, entry_id, flat, f"undecodable: {exc}", DeadLetterReason.UNDECODABLE
                 )
                 continue
-            if envelope.kind is Kind.STOP:
-                node.acknowledge(self.key, entry_id)
-                node.stop_for(cell, envelope)
-                continue
-            if envelope.kind not in (Kind.TELL, Kind.ASK):
-                await node.to_dead_letter_stream(
-                    self.key,
-                    entry_id,
-                    fields,
-                    f"undeliverable: a {envelope.kind.name} envelope in a mailbox stream",
-                    DeadLetterReason.UNDECODABLE,
-                )
-                continue
+            kind = envelope.kind
+            if kind is not TELL:
+                if kind is STOP:
+                    node.acknowledge(key, entry_id)
+                    node.stop_for(cell, envelope)
+                    continue
+                if kind is not ASK:
+                    await node.to_dead_letter_stream(
+                        key,
+                        entry_id,
+                        flat,
+                        f"undeliverable: a {envelope.kind.name} envelope in a mailbox stream",
+                        DeadLetterReason.UNDECODABLE,
+                    )
+                    continue
             chain = node.local_chain(envelope.chain) if envelope.chain else ()
-            if envelope.kind is Kind.ASK:
+            if kind is ASK:
                 if cell.max_concurrency == 1 and cell.path in chain:
                     cycle = (*chain[chain.index(cell.path) :], cell.path)
                     error = AskCycleError(cycle, type(envelope.message).__qualname__)
                     node.send_reply(envelope, outcome.Error(error), cell.path)
-                    node.acknowledge(self.key, entry_id)
+                    node.acknowledge(key, entry_id)
                     continue
                 if envelope.deadline and envelope.deadline < node.wall_time():
                     cell.dead_letter(
@@ -243,7 +249,7 @@ class Feeder:
                         DeadLetterReason.LATE_REPLY,
                         "expired: the remote asker had given up before it was delivered",
                     )
-                    node.acknowledge(self.key, entry_id)
+                    node.acknowledge(key, entry_id)
                     continue
             request = Request(envelope.message, cell, chain, _Entry(self, entry_id, envelope))
             in_flight[entry_id] = request
@@ -288,7 +294,7 @@ class Feeder:
                 await node.to_dead_letter_stream(
                     self.key,
                     entry_id,
-                    fields or {},
+                    fields,
                     f"poison: delivered {deliveries} times without an acknowledgement (last "
                     f"to {consumer.decode(errors='replace')})",
                     DeadLetterReason.POISON,

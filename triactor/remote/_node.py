@@ -24,8 +24,8 @@ from ..actors import Actor, ActorRef, DeadLetterReason
 from ..actors._ref import LocalActorRef
 from ..actors._request import Request
 from ._cluster import Cluster
-from ._codec import Codec, Envelope, Kind, Undecodable
-from ._feeder import Feeder, format_traceback, parse_entries, parse_read
+from ._codec import FAILURE, REPLY, Codec, Envelope, Undecodable
+from ._feeder import Feeder, format_traceback, parse_entries, parse_read, payload_of
 from ._keys import GROUP, RELEASED, Keys
 from ._outbox import Outbox
 from ._redis import (
@@ -302,9 +302,7 @@ class Node:
         """Send the outcome of a remote ask back to the asker's reply stream."""
         if isinstance(result, outcome.Value):
             try:
-                payload = self.codec.encode(
-                    Kind.REPLY, result.value, correlation=envelope.correlation
-                )
+                payload = self.codec.encode(REPLY, result.value, correlation=envelope.correlation)
             except TypeError as exc:
                 payload = self.codec.encode_failure(
                     exc,
@@ -328,7 +326,7 @@ class Node:
 
     def _take_reply(self, envelope: Envelope) -> None:
         entry = self._replies.pop(envelope.correlation, None)
-        if envelope.kind is Kind.FAILURE:
+        if envelope.kind is FAILURE:
             result: outcome.Outcome[Any] = outcome.Error(_remote_error(envelope.message))
         else:
             result = outcome.Value(envelope.message)
@@ -406,8 +404,8 @@ class Node:
         )
         return {name for name, alive in zip(names, replies, strict=True) if alive == 1}
 
-    async def entry_fields(self, key: str, entry_id: bytes) -> dict[bytes, bytes] | None:
-        """The fields of one entry (None if it was deleted)."""
+    async def entry_fields(self, key: str, entry_id: bytes) -> list[bytes] | None:
+        """The fields of one entry, ``[field, value, ...]`` (None if it was deleted)."""
         entries = parse_entries(await self.cmd.execute("XRANGE", key, entry_id, entry_id))
         return entries[0][1] if entries else None
 
@@ -415,12 +413,12 @@ class Node:
         self,
         key: str,
         entry_id: bytes,
-        fields: dict[bytes, bytes],
+        fields: list[bytes] | None,
         reason: str,
         kind: DeadLetterReason,
     ) -> None:
         """Move an entry to the cluster's dead-letter stream with ``reason``; count it."""
-        payload = fields.get(b"m", b"")
+        payload = payload_of(fields) or b""
         self.cmd.send_nowait(
             "XADD",
             self.keys.dead_letters,
@@ -557,7 +555,7 @@ class Node:
                 if fields is None:
                     continue
                 try:
-                    envelope = self.codec.decode(fields.get(b"m"))
+                    envelope = self.codec.decode(payload_of(fields))
                 except Undecodable as exc:
                     await self.to_dead_letter_stream(
                         self.reply_key,
@@ -568,7 +566,7 @@ class Node:
                     )
                     self._fail_reply(exc)
                     continue
-                if envelope.kind in (Kind.REPLY, Kind.FAILURE):
+                if envelope.kind is REPLY or envelope.kind is FAILURE:
                     self._take_reply(envelope)
             if entries:
                 self.cmd.send_nowait("XTRIM", self.reply_key, "MINID", last)

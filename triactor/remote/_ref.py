@@ -11,7 +11,7 @@ from trio.lowlevel import checkpoint_if_cancelled
 from ..actors import ActorRef, ActorStatistics
 from ..actors._cell import current_cell, task_ask_chain
 from ..mailbox import MailboxStatistics
-from ._codec import Kind
+from ._codec import ASK, STOP, TELL
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -91,11 +91,11 @@ class RemoteActorRef(ActorRef):
         await checkpoint_if_cancelled()
         if priority.__class__ is not int:
             _priority(priority)
-        payload = self._node.codec.encode(Kind.TELL, message, priority=priority)
+        payload = self._node.codec.encode(TELL, message, priority=priority)
         await self._outbox.send(payload, message)
 
     def try_tell(self, message: object, *, priority: int = 0) -> bool:
-        payload = self._node.codec.encode(Kind.TELL, message, priority=_priority(priority))
+        payload = self._node.codec.encode(TELL, message, priority=_priority(priority))
         return self._outbox.try_send(payload, message)
 
     async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
@@ -123,7 +123,7 @@ class RemoteActorRef(ActorRef):
         correlation, request = node.new_reply_slot(message, self._name)
         try:
             payload = node.codec.encode(
-                Kind.ASK,
+                ASK,
                 message,
                 priority=_priority(priority),
                 reply_to=node.reply_key,
@@ -142,7 +142,7 @@ class RemoteActorRef(ActorRef):
         correlation, request = node.new_reply_slot(None, self._name)
         try:
             payload = node.codec.encode(
-                Kind.STOP, None, reply_to=node.reply_key, correlation=correlation
+                STOP, None, reply_to=node.reply_key, correlation=correlation
             )
             await self._outbox.send(payload, None)
             await request.wait()
