@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--node", required=True)
     parser.add_argument("--name", default="worker")
     parser.add_argument("--record", required=True)
-    parser.add_argument("--claim-after", type=float, default=1.0)
+    parser.add_argument("--claim-after", type=float, default=2.0)
     parser.add_argument("--max-deliveries", type=int, default=5)
     args = parser.parse_args()
     cluster = triactor.Cluster(

@@ -415,3 +415,33 @@ def test_a_portal_joins_a_cluster(redis_url: str, cluster_name: str) -> None:
 
     with triactor.start_in_thread(tree, cluster=cluster):
         assert trio.run(ask_from_another_node) == Scored(6, "portal")
+
+
+async def test_messages_queued_behind_a_lost_message_keep_their_delivery_count(
+    redis_url: str, cluster_name: str
+) -> None:
+    # A node that dies holding a poison message and the messages queued behind it: only the
+    # one it was handling counts as delivered again when a live node takes them over.
+    key = f"triactor:{cluster_name}:mailbox:scorer"
+    async with node(redis_url, cluster_name, "b") as b:
+        await b.remote("scorer").tell(Nap(0.5))  # was being handled when "gone" died
+        for value in range(4):
+            await b.remote("scorer").tell(Note(value))
+        await eventually(lambda: b.remote("scorer").statistics().mailbox.depth >= 5, 5, "sent")
+    async with open_connection(redis_url) as conn:
+        await conn.execute("XGROUP", "CREATE", key, "triactor", "0", "MKSTREAM")
+        await conn.execute("XREADGROUP", "GROUP", "triactor", "gone", "STREAMS", key, ">")
+        before = await conn.execute("XPENDING", key, "triactor", "-", "+", 10)
+        assert [row[3] for row in before] == [1] * 5
+        ids = [row[0] for row in before]  # make them look delivered a minute ago
+        await conn.execute(
+            "XCLAIM", key, "triactor", "gone", 0, *ids, "IDLE", 60_000, "RETRYCOUNT", 1, "JUSTID"
+        )
+        async with node(redis_url, cluster_name, "a") as a:  # "gone" has no heartbeat
+            scorer = await a.spawn(Scorer, name="scorer", export=True)
+            await a._transport._feeders[key].sweep()  # type: ignore[union-attr]
+            after = await conn.execute("XPENDING", key, "triactor", "-", "+", 10)
+            assert [(row[1], row[3]) for row in after] == [(b"a", 2)] + [(b"a", 1)] * 4
+            await eventually(lambda: scorer.statistics().processed >= 5, 5, "taken over")
+            feeder = a._transport._feeders[key]  # type: ignore[union-attr]
+            assert feeder.redelivered == 5

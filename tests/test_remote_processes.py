@@ -136,7 +136,7 @@ async def producer(
     url: str, cluster: str, **options: object
 ) -> AsyncIterator[triactor.ActorSystem]:
     async with open_actor_system(
-        cluster=triactor.Cluster(url, name=cluster, node="producer", claim_after=1.0, **options)
+        cluster=triactor.Cluster(url, name=cluster, node="producer", claim_after=2.0, **options)
     ) as system:
         yield system
 

@@ -20,7 +20,7 @@ from .._errors import AskCycleError, NoHandler
 from ..actors import DeadLetterReason
 from ..actors._request import Request
 from ._codec import ASK, STOP, TELL, Envelope, Undecodable
-from ._keys import GROUP
+from ._keys import GROUP, RELEASED
 from ._redis import RedisConnectionLost, RedisError, open_connection
 
 if TYPE_CHECKING:
@@ -284,30 +284,47 @@ class Feeder:
         await self._claim_rows([row for row in rows if row[1] not in alive], own=False)
 
     async def _claim_rows(self, rows: list[Any], *, own: bool) -> None:
+        """Take over the pending entries ``rows`` (``XPENDING`` rows, oldest first).
+
+        Only the entries a lost host may have been handling when it went (its oldest
+        ``max_concurrency`` pending entries) count as delivered again; the ones that merely
+        waited in its mailbox keep their delivery count (``XCLAIM ... RETRYCOUNT``), so that a
+        poison message does not drag the messages queued behind it into the dead-letter stream.
+        Entries the lost host handed back (``RELEASED``) were never being handled.
+        """
         node = self.node
-        claim: list[bytes] = []
+        suspects_left: dict[bytes, int] = {}
+        by_count: dict[int | None, list[bytes]] = {}
         for entry_id, consumer, _idle, deliveries in rows:
             if entry_id in self.in_flight:
                 continue
-            if deliveries >= node.cluster.max_deliveries:
-                fields = await node.entry_fields(self.key, entry_id)
-                await node.to_dead_letter_stream(
-                    self.key,
-                    entry_id,
-                    fields,
-                    f"poison: delivered {deliveries} times without an acknowledgement (last "
-                    f"to {consumer.decode(errors='replace')})",
-                    DeadLetterReason.POISON,
-                )
-                continue
-            claim.append(entry_id)
-        if not claim:
-            return
+            left = suspects_left.setdefault(
+                consumer, 0 if consumer == RELEASED.encode() else self.cell.max_concurrency
+            )
+            suspect = left > 0
+            if suspect:
+                suspects_left[consumer] = left - 1
+                if deliveries >= node.cluster.max_deliveries:
+                    fields = await node.entry_fields(self.key, entry_id)
+                    await node.to_dead_letter_stream(
+                        self.key,
+                        entry_id,
+                        fields,
+                        f"poison: delivered {deliveries} times without an acknowledgement "
+                        f"(last to {consumer.decode(errors='replace')})",
+                        DeadLetterReason.POISON,
+                    )
+                    continue
+            by_count.setdefault(None if suspect else deliveries, []).append(entry_id)
         min_idle = 0 if own else node.claim_after_ms
-        reply = await node.cmd.execute("XCLAIM", self.key, GROUP, node.node, min_idle, *claim)
-        entries = parse_entries(reply)
-        self.redelivered += len(entries)
-        await self.deliver(entries)
+        for count, ids in by_count.items():
+            retry = () if count is None else ("RETRYCOUNT", count)
+            reply = await node.cmd.execute(
+                "XCLAIM", self.key, GROUP, node.node, min_idle, *ids, *retry
+            )
+            entries = parse_entries(reply)
+            self.redelivered += len(entries)
+            await self.deliver(entries)
 
 
 def format_traceback(error: BaseException) -> str:
