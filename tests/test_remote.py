@@ -445,3 +445,12 @@ async def test_messages_queued_behind_a_lost_message_keep_their_delivery_count(
             await eventually(lambda: scorer.statistics().processed >= 5, 5, "taken over")
             feeder = a._transport._feeders[key]  # type: ignore[union-attr]
             assert feeder.redelivered == 5
+
+
+async def test_check_messages_accepts_a_ref_inside_a_message() -> None:
+    async with open_actor_system(check_messages=True) as system:
+        collector = await system.spawn(Collector, name="collector")
+        scorer = await system.spawn(Scorer, name="scorer")
+        await scorer.tell(CallMeBack(collector, 1))  # refused as "not plain data" before
+        await eventually(lambda: collector.ask(Score(0)), 5, "the call back")
+        assert await collector.ask(Score(0)) == [2]
