@@ -1,8 +1,9 @@
 """The sender side of one remote target: an ordered, bounded queue of encoded messages.
 
 Every tell and ask from this node to one stream goes through its outbox, in order (FIFO per
-sender). One task per outbox writes batches with ``XADD`` (pipelined) and learns the stream's
-length from an ``XLEN`` in the same round trip. The target's backlog in the cluster is bounded
+sender). While the target is far from its bound and nothing is queued, a message goes straight
+into the connection's pipeline; otherwise one task per outbox writes batches with ``XADD``
+(pipelined) and learns the stream's length from an ``XLEN`` in the same round trip. The target's backlog in the cluster is bounded
 (its ``mailbox_capacity`` times ``Cluster.backlog_factor``): when it is full, the target's
 ``Overflow`` policy applies here, at the sender, exactly as for a local mailbox.
 """
@@ -113,6 +114,9 @@ class Outbox:
         Raises:
             MailboxFull: the target is full and its policy is ``Overflow.FAIL``.
         """
+        if not self._items and self._known and self.backlog < self.bound >> 1:
+            self._send_now(payload)
+            return
         if len(self._items) < _LOCAL_LIMIT and not self._remote_full():
             self._queue(payload, message)
             return
@@ -124,8 +128,19 @@ class Outbox:
         elif not self.try_send(payload, message) and policy is Overflow.FAIL:
             raise self._full_error(message)
 
+    def _send_now(self, payload: bytes) -> None:
+        # The fast path: nothing queued ahead of it (so order holds) and the target far from
+        # its bound, so the message goes straight to the connection's pipeline. The backlog
+        # is then an estimate, corrected by the XLEN of the next batch the sender task writes.
+        self._node.cmd.send_nowait("XADD", self.key, "*", "m", payload)
+        self.backlog += 1
+        self.sent += 1
+
     def try_send(self, payload: bytes, message: object) -> bool:
         """Queue one encoded message if that needs no waiting. Returns whether it was queued."""
+        if not self._items and self._known and self.backlog < self.bound >> 1:
+            self._send_now(payload)
+            return True
         full = len(self._items) >= _LOCAL_LIMIT or self._remote_full()
         if not full:
             self._queue(payload, message)
@@ -170,6 +185,7 @@ class Outbox:
         """Take the bound and policy from a host in this very process."""
         self.bound = bound
         self._overflow = overflow
+        self._known = True
 
     async def run(self) -> None:
         """Write queued messages to the stream, in order, until cancelled."""
