@@ -3,8 +3,9 @@
 Every tell and ask from this node to one stream goes through its outbox, in order (FIFO per
 sender). While the target is far from its bound and nothing is queued, a message goes straight
 into the connection's pipeline; otherwise one task per outbox writes batches with ``XADD``
-(pipelined) and learns the stream's length from an ``XLEN`` in the same round trip. The target's backlog in the cluster is bounded
-(its ``mailbox_capacity`` times ``Cluster.backlog_factor``): when it is full, the target's
+(pipelined) and learns the stream's length from an ``XLEN`` in the same round trip. The
+target's backlog in the cluster is bounded (its ``mailbox_capacity`` times
+``Cluster.backlog_factor``): when it is full, the target's
 ``Overflow`` policy applies here, at the sender, exactly as for a local mailbox.
 """
 
