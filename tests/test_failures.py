@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
 import attrs
 import pytest
@@ -237,13 +238,14 @@ async def test_a_drain_that_exhausts_the_budget_gives_up(
 
     done: list[int] = []
     tree = Supervisor("root", [ChildSpec(AlwaysFails, args=(done,), name="jobs")], max_restarts=2)
-    with pytest.raises(RestartIntensityExceeded):
+    with pytest.raises(ExceptionGroup) as caught:
         async with trio.open_nursery() as nursery:
             running = await start_tree(nursery, tree)
             jobs = running.system.lookup("jobs")
             for n in range(1, 21):
                 await jobs.tell(Job(n))
             running.request_stop("test")
+    assert caught.group_contains(RestartIntensityExceeded)
     by_reason = running.system.dead_letters.count_by_reason()
     assert by_reason == {DeadLetterReason.CRASHED: 3, DeadLetterReason.ACTOR_STOPPED: 17}
 
@@ -252,9 +254,7 @@ async def test_a_stop_that_drops_messages_is_counted_and_not_clean(
     autojump_clock: trio.testing.MockClock, log_records: list[dict[str, object]]
 ) -> None:
     done: list[int] = []
-    tree = Supervisor(
-        "root", [ChildSpec(Jobs, args=(done,), name="jobs", shutdown_timeout=0.45)]
-    )
+    tree = Supervisor("root", [ChildSpec(Jobs, args=(done,), name="jobs", shutdown_timeout=0.45)])
     async with trio.open_nursery() as nursery:
         running = await start_tree(nursery, tree)
         jobs = running.system.lookup("jobs")
@@ -387,7 +387,7 @@ async def test_start_child_rejects_what_is_not_a_spec(
 class Fragile(Actor):
     """Constructs fine once, then its constructor fails every time."""
 
-    attempts: list[float] = []
+    attempts: ClassVar[list[float]] = []
 
     def __init__(self) -> None:
         Fragile.attempts.append(trio.current_time())
@@ -449,9 +449,7 @@ async def test_a_timed_out_ask_is_not_handled_later(
 ) -> None:
     done: list[float] = []
     async with open_actor_system(check_messages=True) as system:
-        service = await system.spawn(
-            Service, done, name="service", max_concurrency=max_concurrency
-        )
+        service = await system.spawn(Service, done, name="service", max_concurrency=max_concurrency)
         for _ in range(max_concurrency):
             await service.tell(Sleep(10))  # keeps the actor busy
         with pytest.raises(trio.TooSlowError):
@@ -461,3 +459,27 @@ async def test_a_timed_out_ask_is_not_handled_later(
     [letter] = system.dead_letters
     assert (letter.message, letter.reason) == (Sleep(0.5), DeadLetterReason.EXPIRED)
     assert triactor.DeadLetterReason.EXPIRED.value == "expired: the asker stopped waiting"
+
+
+async def test_a_drain_restart_waits_its_backoff_within_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    done: list[int] = []
+    spec = ChildSpec(
+        Jobs,
+        args=(done,),
+        name="jobs",
+        shutdown_timeout=1.0,
+        backoff=Backoff(min=10.0, max=10.0, jitter=0),
+    )
+    async with trio.open_nursery() as nursery:
+        running = await start_tree(nursery, Supervisor("root", [spec]))
+        jobs = running.system.lookup("jobs")
+        for n in range(1, 21):
+            await jobs.tell(Job(n))
+        started = trio.current_time()
+        running.request_stop("test")
+    assert trio.current_time() - started == pytest.approx(1.0)  # not the 10 s backoff
+    assert done == [1, 2, 3, 4]
+    result = running.result()
+    assert (result.dropped, result.cancelled, result.clean) == (15, 0, False)
