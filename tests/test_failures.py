@@ -20,6 +20,8 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from supervision_support import Crash, Journal, Ping, Worker, messages_of
 
 import triactor
@@ -172,6 +174,43 @@ async def test_resume_on_is_validated_where_it_enters(
     async with open_actor_system() as system:
         with pytest.raises(error, match="resume_on"):
             await system.spawn(PlainCache, resume_on=value)  # type: ignore[arg-type]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    sends=st.lists(
+        st.tuples(st.sampled_from(["a", "missing"]), st.booleans(), st.booleans()), max_size=30
+    )
+)
+def test_resumed_errors_never_cost_state_or_restarts(sends: list[tuple[str, bool, bool]]) -> None:
+    """Whatever mix of good and bad requests, asked or told: the state counts every good one."""
+
+    async def scenario() -> None:
+        async with open_actor_system() as system:
+            await system.spawn(Supervisor("root", [ChildSpec(Cache, name="cache")], max_restarts=0))
+            cache = system.lookup("cache")
+            for key, ask, corrupt_first in sends:
+                if corrupt_first:
+                    await cache.tell(Get("missing"))
+                if ask:
+                    try:
+                        await cache.ask(Get(key))
+                    except KeyError:
+                        assert key == "missing"
+                else:
+                    await cache.tell(Get(key))
+            good = sum(key == "a" for key, _, _ in sends)
+            bad = len(sends) - good + sum(corrupt for _, _, corrupt in sends)
+            assert await cache.ask(Hits()) == good
+            stats = cache.statistics()
+            assert (stats.restarts, stats.failures, stats.processed) == (0, bad, good + 1)
+            told_bad = bad - sum(key == "missing" and ask for key, ask, _ in sends)
+            assert (
+                system.dead_letters.count_by_reason().get(DeadLetterReason.HANDLER_ERROR, 0)
+                == told_bad
+            )
+
+    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 # -- 2: a crash while draining at shutdown -------------------------------------------------------
