@@ -585,7 +585,10 @@ class ActorCell:
         if request is not None:
             # To the asker; to dead letters as a late reply if it has stopped waiting.
             request.complete(outcome.Error(error))
-            return
+            if request.delivery is None:
+                return
+            # A transport's message (told or asked from another node): recorded here too, so
+            # that the error of a remote tell does not vanish with its acknowledgement.
         self.system.dead_letters.record(
             self.path, message, DeadLetterReason.HANDLER_ERROR, repr(error), error
         )
