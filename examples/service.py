@@ -15,8 +15,9 @@ wrong has its own status code, so that a client (or a load balancer) knows what 
 - **503** with ``Retry-After`` when the agent's mailbox is full: it holds ``mailbox_capacity``
   questions and refuses more at once (``Overflow.FAIL``), instead of letting requests pile up
   without bound; also while the service is stopping;
-- **504** when the agent does not answer within ``ask_timeout`` (its late answer goes to dead
-  letters, never to another request);
+- **504** when the agent does not answer within ``ask_timeout``: a question still queued
+  then is never worked on (it goes to dead letters as expired), and an answer that comes late
+  goes to dead letters too, never to another request;
 - **500** when the agent's handler raised: the error is logged, and the agent's supervisor
   restarts it, so the next request is served again;
 - **400** for a malformed request.

@@ -367,7 +367,7 @@ async def test_cancelled_blocked_ask_enqueues_nothing(
     assert system.dead_letters.count == 0
 
 
-async def test_ask_cancelled_while_queued_leaves_a_late_reply(
+async def test_ask_cancelled_while_queued_expires_unhandled(
     system: triactor.ActorSystem, autojump_clock: MockClock
 ) -> None:
     ref, seen, gate = await spawn_held(system)
@@ -375,8 +375,8 @@ async def test_ask_cancelled_while_queued_leaves_a_late_reply(
         await ref.ask(Item(7))
     gate.set()
     await ref.ask(Ping())
-    assert seen == [7]  # the request was queued, so it is still handled
-    assert letters(system) == [(ref.path, 7, DeadLetterReason.LATE_REPLY)]
+    assert seen == []  # nobody waits for it any more: it is not handled
+    assert letters(system) == [(ref.path, Item(7), DeadLetterReason.EXPIRED)]
 
 
 async def test_asker_whose_actor_stops_before_answering_gets_actor_stopped(

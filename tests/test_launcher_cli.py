@@ -179,12 +179,37 @@ def test_the_shutdown_deadline_cancels_what_is_left(launch: type[Child]) -> None
     child.wait_for("tree /app started")
     signalled = time.monotonic()
     child.send(signal.SIGTERM)
-    assert child.finish() == 1, child.output()
+    assert child.finish() == 3, child.output()
     assert 0.5 <= time.monotonic() - signalled < 5.0
     err = "".join(child.stderr)
     assert "did not finish within 0.5 s" in err
-    assert "exiting with code 1" in err
+    assert "exiting with code 3" in err
     assert "hanger on_stop ran\n" in child.stdout
+
+
+def test_an_actor_cancelled_at_its_own_deadline_exits_3(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.failing:hangs_briefly")
+    child.wait_for("tree /app started")
+    child.send(signal.SIGTERM)
+    assert child.finish() == 3, child.output()
+    err = "".join(child.stderr)
+    assert "tree stopped gracefully" not in err
+    assert (
+        "the shutdown dropped 0 queued messages and cancelled 1 actors; exiting with code 3" in err
+    )
+
+
+def test_a_crash_while_draining_is_logged_and_the_drain_goes_on(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.failing:crashes_while_draining")
+    child.wait_for("tree /app started")
+    child.send(signal.SIGINT)
+    assert child.finish() == 0, child.output()
+    done = {line for line in child.stdout if line.startswith("job ")}
+    assert done == {f"job {n} done\n" for n in range(20) if n != 5}
+    err = "".join(child.stderr)
+    [crash] = [line for line in child.stderr if "child /app/fragile crashed" in line]
+    assert " ERROR " in crash and "ValueError('job 5 is malformed')" in crash
+    assert "Traceback" in err and "tree stopped gracefully" in err
 
 
 def test_a_signal_during_startup_cancels_the_start(launch: type[Child]) -> None:

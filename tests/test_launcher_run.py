@@ -190,7 +190,7 @@ def test_exit_codes() -> None:
     assert exit_code(RunResult(None)) == 0
     assert exit_code(RunResult("SIGINT", "SIGINT", 0.1)) == 130
     assert exit_code(RunResult("SIGINT", "SIGTERM", 0.1)) == 143
-    assert exit_code(RunResult("SIGTERM", "deadline", 10.0)) == 1
+    assert exit_code(RunResult("SIGTERM", "deadline", 10.0)) == 3
 
 
 # -- loading module:attr ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Trees that fail: a root that gives up, and an actor that ignores a stop request."""
+"""Trees that fail: a root that gives up, an actor that ignores a stop request, and a job
+that crashes while the shutdown drains the mailbox."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ class Explode:
 @attrs.frozen
 class Hang:
     pass
+
+
+@attrs.frozen
+class Job:
+    n: int
+
+
+JOBS = 20
 
 
 class Crasher(Actor):
@@ -46,3 +55,30 @@ class Hanger(Actor):
 gives_up = Supervisor("root", [ChildSpec(Crasher, name="crasher")], max_restarts=2, within=60)
 
 hangs = Supervisor("app", [ChildSpec(Hanger, name="hanger", shutdown_timeout=60.0)])
+
+
+class Fragile(Actor):
+    """Queues JOBS jobs at start; job 0 holds the actor until the shutdown, job 5 raises.
+
+    So job 5 crashes the actor while the graceful shutdown drains its mailbox.
+    """
+
+    async def on_start(self) -> None:
+        if self.ref.statistics().restarts == 0:  # the restarted incarnation finds them queued
+            for n in range(JOBS):
+                await self.ref.tell(Job(n))
+
+    @handler
+    async def job(self, msg: Job) -> None:
+        if msg.n == 0:
+            # Polling is the point: nothing else tells an actor that a shutdown has begun.
+            while not self.system.statistics().shutting_down:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        if msg.n == 5:
+            raise ValueError("job 5 is malformed")
+        print(f"job {msg.n} done", flush=True)
+
+
+crashes_while_draining = Supervisor("app", [ChildSpec(Fragile, name="fragile")])
+
+hangs_briefly = Supervisor("app", [ChildSpec(Hanger, name="hanger", shutdown_timeout=0.2)])

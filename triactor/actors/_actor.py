@@ -62,6 +62,20 @@ class Actor:
       included, before the actor is cancelled.
     - ``priority`` (None): the pool priority class its handlers use by default in
       ``PriorityPool.acquire``.
+    - ``resume_on`` (``()``): exception types that do not crash the actor. A handler that
+      raises one of them fails only that message: the asker gets the exception (a message
+      sent with ``tell`` goes to dead letters, with the exception), it counts as a failure in
+      the statistics, and the actor goes on with its state and its next message. Everything
+      else crashes it (Erlang's "let it crash"; Akka's resume is this opt-in)::
+
+          class Cache(Actor):
+              resume_on = (KeyError,)  # an unknown key is the caller's mistake
+
+    What happens when an exception does crash an actor: the message being handled goes to dead
+    letters (its asker gets the exception), the crash is logged once with its traceback, and
+    then a supervised actor is restarted by its supervisor's rule, while an actor spawned
+    directly on the system, having no supervisor, ends the ``open_actor_system`` block with
+    that exception.
 
     The class statement raises :class:`TypeError` or :class:`ValueError` for a bad handler or a
     bad class attribute, naming the class.
@@ -72,6 +86,7 @@ class Actor:
     max_concurrency: ClassVar[int] = 1
     shutdown_timeout: ClassVar[float] = 5.0
     priority: ClassVar[str | None] = None
+    resume_on: ClassVar[tuple[type[Exception], ...]] = ()
 
     __triactor_handlers__: ClassVar[HandlerTable] = HandlerTable("Actor", {})
     _triactor_cell: ActorCell
@@ -95,6 +110,7 @@ class Actor:
             max_concurrency=cls.max_concurrency,
             shutdown_timeout=cls.shutdown_timeout,
         )
+        cls.resume_on = valid_resume_on(cls.__qualname__, cls.resume_on)
 
     # -- lifecycle hooks ------------------------------------------------------------------------
 
@@ -153,9 +169,11 @@ class Actor:
         """Ask this actor to stop once the current message is handled. Returns at once.
 
         The stop is a normal exit: a permanent child is restarted, a transient or temporary
-        one is not.
+        one is not. Like every stop it is bounded by ``shutdown_timeout``: past it, the actor is
+        cancelled.
         """
-        self._triactor_cell.request_stop()
+        cell = self._triactor_cell
+        cell.request_stop(deadline=cell.stop_deadline())
 
     def __repr__(self) -> str:
         cell = self.__dict__.get("_triactor_cell")
@@ -196,3 +214,19 @@ def validate_options(
         )
     if not shutdown_timeout >= 0:
         raise ValueError(f"{owner}: shutdown_timeout must be >= 0 seconds, got {shutdown_timeout}")
+
+
+def valid_resume_on(owner: str, value: object) -> tuple[type[Exception], ...]:
+    """Check a ``resume_on`` option; return it as a tuple (one class is accepted alone).
+
+    Raises:
+        TypeError: if it is not an Exception subclass or a tuple of them.
+    """
+    types = value if isinstance(value, tuple) else (value,)
+    for kind in types:
+        if not (isinstance(kind, type) and issubclass(kind, Exception)):
+            raise TypeError(
+                f"{owner}: resume_on must be a tuple of Exception subclasses, got {value!r} "
+                "(trio.Cancelled, KeyboardInterrupt and SystemExit always propagate)"
+            )
+    return types

@@ -130,6 +130,7 @@ class ActorCell:
         "processed",
         "ref",
         "restarts",
+        "resume_on",
         "shutdown_timeout",
         "started",
         "state",
@@ -150,6 +151,7 @@ class ActorCell:
         overflow: Overflow,
         max_concurrency: int,
         shutdown_timeout: float,
+        resume_on: tuple[type[Exception], ...] = (),
     ) -> None:
         from ._ref import LocalActorRef
 
@@ -163,6 +165,8 @@ class ActorCell:
         self.path = path
         self.max_concurrency = max_concurrency
         self.shutdown_timeout = shutdown_timeout
+        #: Exception types a handler may raise without crashing the actor (see Actor).
+        self.resume_on = resume_on
         self.mailbox = Mailbox(
             mailbox_capacity, overflow, owner=path, on_drop=self._dropped, describe=_describe
         )
@@ -282,6 +286,10 @@ class ActorCell:
                 self.mailbox.put_control(_Stop(drain))
         return self._stop_event
 
+    def stop_deadline(self) -> float:
+        """The Trio time by which a stop asked for now must be done: now + shutdown_timeout."""
+        return self._now() + self.shutdown_timeout
+
     def add_watcher(self, callback: Callable[[ActorCell], None]) -> None:
         """Call ``callback(cell)`` once when the actor stops for good (at once if it has)."""
         if self.state is ActorState.STOPPED:
@@ -303,12 +311,23 @@ class ActorCell:
         self.exit_error = error
         self.instance = None
         self.mailbox.close()
+        unhandled = 0
         for item in self.mailbox.drain():
             if item.__class__ is Request and item.release():
                 continue  # a transport's message: handed back for another host, not lost
+            unhandled += 1
             self.dead_letter(item, DeadLetterReason.ACTOR_STOPPED)
             if item.__class__ is Request and not item.abandoned:
                 item.complete(outcome.Error(self.stopped_error(_message_of(item))))
+        if unhandled:
+            self.log.warning(
+                "actor {} stopped ({}) with {} queued messages unhandled; they went to dead "
+                "letters",
+                self.path,
+                reason.value,
+                unhandled,
+            )
+            self.system._lost_in_shutdown(dropped=unhandled)
         self.system._forget(self)
         if self._stop_event is not None:
             self._stop_event.set()
@@ -371,6 +390,7 @@ class ActorCell:
                     self.path,
                     self.shutdown_timeout,
                 )
+                self.system._lost_in_shutdown(cancelled=1)
                 self.last_exit = ExitReason.CANCELLED
                 if not self.started:
                     raise ActorStopped(
@@ -499,6 +519,9 @@ class ActorCell:
 
     async def _handle(self, instance: Actor, item: object) -> None:
         if item.__class__ is Request:
+            if item.abandoned:
+                self._expired(item)
+                return
             request: Request | None = item
             message = item.message
             self.ask_chain = item.chain
@@ -527,6 +550,9 @@ class ActorCell:
             exc.add_note(
                 f"raised in actor {self.path!r} while handling {type(message).__qualname__}"
             )
+            if self.resume_on and isinstance(exc, self.resume_on):
+                self._resume(message, request, exc)
+                return
             # The message becomes a dead letter (CRASHED); an asker still waiting gets the
             # error, while an abandoned ask adds no second dead letter for the same message.
             if request is not None and not request.abandoned:
@@ -553,6 +579,28 @@ class ActorCell:
         self.processed += 1
         if request is not None:
             request.complete(outcome.Value(result))
+
+    def _resume(self, message: object, request: Request | None, error: Exception) -> None:
+        """A ``resume_on`` error: fail only this message; the actor goes on with its state."""
+        if request is not None:
+            # To the asker; to dead letters as a late reply if it has stopped waiting.
+            request.complete(outcome.Error(error))
+            if request.delivery is None:
+                return
+            # A transport's message (told or asked from another node): recorded here too, so
+            # that the error of a remote tell does not vanish with its acknowledgement.
+        self.system.dead_letters.record(
+            self.path, message, DeadLetterReason.HANDLER_ERROR, repr(error), error
+        )
+
+    def _expired(self, request: Request) -> None:
+        """Skip a request whose asker stopped waiting before the actor got to it."""
+        self.dead_letter(
+            request,
+            DeadLetterReason.EXPIRED,
+            "the asker stopped waiting (timeout or cancellation) before the actor got to it; "
+            "it was not handled",
+        )
 
     def _no_handler(self, message: object, request: Request | None) -> None:
         handled = ", ".join(t.__qualname__ for t in self.handlers.handled_types) or "none"

@@ -22,6 +22,10 @@ class DeadLetterReason(enum.Enum):
         ACTOR_STOPPED: the target had stopped, or stopped before handling it.
         NO_HANDLER: the target has no handler for the message's type.
         CRASHED: the target crashed while handling it.
+        HANDLER_ERROR: its handler raised an exception of the actor's ``resume_on`` types and
+            nobody was asking (a ``tell``); the actor went on. ``error`` is the exception.
+        EXPIRED: an ``ask`` whose caller had stopped waiting (timeout or cancellation) before
+            the actor got to it; it was not handled.
         LATE_REPLY: a reply to an ``ask`` whose caller had stopped waiting (timeout or
             cancellation); ``message`` is the reply value or exception.
         UNDECODABLE: a message from the cluster that could not be decoded (malformed, or of
@@ -37,6 +41,8 @@ class DeadLetterReason(enum.Enum):
     ACTOR_STOPPED = "actor stopped"
     NO_HANDLER = "no handler"
     CRASHED = "actor crashed while handling it"
+    HANDLER_ERROR = "handler raised; the actor resumed"
+    EXPIRED = "expired: the asker stopped waiting"
     LATE_REPLY = "late reply"
     UNDECODABLE = "undecodable message from the cluster"
     POISON = "poison: delivered max_deliveries times without an acknowledgement"
@@ -55,12 +61,14 @@ class DeadLetter:
         reason: why it was not delivered.
         detail: a human-readable explanation (the exception for a crash, the wait for a late
             reply); may be empty.
+        error: the exception the handler raised, for ``HANDLER_ERROR``; otherwise None.
     """
 
     target: str
     message: object
     reason: DeadLetterReason
     detail: str = ""
+    error: BaseException | None = None
 
 
 @final
@@ -102,18 +110,23 @@ class DeadLetters:
         return f"<DeadLetters count={self._count}, {len(self._recent)} kept>"
 
     def record(
-        self, target: str, message: object, reason: DeadLetterReason, detail: str = ""
+        self,
+        target: str,
+        message: object,
+        reason: DeadLetterReason,
+        detail: str = "",
+        error: BaseException | None = None,
     ) -> None:
-        """Count and keep one undelivered message, and log it."""
+        """Count and keep one undelivered message, and log it (with ``error``'s traceback)."""
         self._count += 1
         self._by_reason[reason] += 1
-        self._recent.append(DeadLetter(target, message, reason, detail))
+        self._recent.append(DeadLetter(target, message, reason, detail, error))
         level = (
             "DEBUG"
             if reason in (DeadLetterReason.DROPPED_NEWEST, DeadLetterReason.DROPPED_OLDEST)
             else "WARNING"
         )
-        logger.bind(actor=target).log(
+        logger.bind(actor=target).opt(exception=error).log(
             level,
             "dead letter: {} for {} ({}){}",
             type(message).__name__,

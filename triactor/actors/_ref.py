@@ -90,8 +90,10 @@ class ActorRef(abc.ABC):
     async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
         """Send ``message`` and wait for the handler's return value.
 
-        Honors the caller's cancel scopes; ``timeout`` adds one of its own. A reply that comes
-        after the caller stopped waiting goes to dead letters, labelled late.
+        Honors the caller's cancel scopes; ``timeout`` adds one of its own. A request whose
+        caller has stopped waiting (timeout or cancellation) before the actor got to it is not
+        handled at all: it goes to dead letters as expired. A reply that comes after the caller
+        stopped waiting, while the handler was running, goes to dead letters, labelled late.
 
         Raises:
             trio.TooSlowError: if ``timeout`` passes first; the message names the target, the
@@ -100,8 +102,9 @@ class ActorRef(abc.ABC):
             NoHandler: if the actor has no handler for the message's type.
             MailboxFull: if the mailbox is full and its policy refuses the request.
             Exception: whatever the handler raised, re-raised here with a note naming the
-                actor path and the message type (the actor then crashes and its supervisor
-                applies its rule).
+                actor path and the message type. The actor then crashes and its supervisor
+                applies its rule, unless the exception is one of the actor's ``resume_on``
+                types: then it goes on, its state kept.
         """
 
     @abc.abstractmethod
@@ -109,8 +112,11 @@ class ActorRef(abc.ABC):
         """Ask the actor to stop after its current message and wait until it has.
 
         The request goes through the control lane, ahead of queued messages, so it works on a
-        full mailbox. Under a supervisor this is a normal exit for the child's restart type: a
-        transient or temporary child is then stopped for good, a permanent one is restarted.
+        full mailbox. The stop is bounded by the actor's ``shutdown_timeout``: an actor still
+        busy then (a handler that does not return) is cancelled, and watchers see it as
+        ``"cancelled"``; ``on_stop`` runs either way, bounded by the same timeout. Under a
+        supervisor this is a normal exit for the child's restart type: a transient or temporary
+        child is then stopped for good, a permanent one is restarted.
         If a crash ends the actor before it takes the request, the request is made again to
         the incarnation its supervisor starts. Stopping a stopped actor returns at once.
         """
@@ -235,8 +241,9 @@ class LocalActorRef(ActorRef):
     async def stop(self) -> None:
         cell = self._cell
         await checkpoint_if_cancelled()
+        deadline = cell.stop_deadline()
         while cell.state is not ActorState.STOPPED:
-            await cell.request_stop().wait()
+            await cell.request_stop(deadline=deadline).wait()
             if cell.last_exit is not ExitReason.CRASHED:
                 return
             # A crash beat the stop request to it; its supervisor may restart it, so ask again.

@@ -23,7 +23,7 @@ class ActorStatistics:
         path: the actor's path.
         state: its :class:`~triactor.actors.ActorState` value (``"idle"``, ``"processing"``...).
         processed: messages handled successfully since it was spawned (all incarnations).
-        failures: handler exceptions since it was spawned.
+        failures: handler exceptions since it was spawned (crashes and ``resume_on`` errors).
         restarts: times a supervisor restarted it.
         current_message_type: the type name of the message being handled now, or None.
         mailbox: the mailbox's statistics.

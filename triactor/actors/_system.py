@@ -16,7 +16,7 @@ from loguru import logger
 from .._errors import ActorNotFound, ActorStopped, RestartIntensityExceeded
 from .._groups import unwrapped_group
 from ..mailbox import Overflow
-from ._actor import Actor, validate_options
+from ._actor import Actor, valid_resume_on, validate_options
 from ._cell import ActorCell, ExitReason
 from ._dead_letters import DeadLetters
 from ._ref import ActorRef, LocalActorRef
@@ -69,12 +69,18 @@ class SystemStatistics:
         top_level: actors (and supervisors) spawned directly on the system and alive now.
         dead_letters: dead letters since the system started.
         shutting_down: whether the system has begun its shutdown.
+        dropped_in_shutdown: queued messages that actors stopping during the shutdown left
+            unhandled (they went to dead letters).
+        cancelled_in_shutdown: actors cancelled during the shutdown because they did not stop
+            by their deadline.
     """
 
     actors: int
     top_level: int
     dead_letters: int
     shutting_down: bool
+    dropped_in_shutdown: int = 0
+    cancelled_in_shutdown: int = 0
 
 
 def _valid_name(name: object, owner: str) -> str:
@@ -127,6 +133,9 @@ class ActorSystem:
         self._converter.register_unstructure_hook_func(_is_ref_type, _unstructure_ref)
         self._converter.register_structure_hook_func(_is_ref_type, self._structure_ref)
         self._shutting_down = False
+        # What the shutdown lost: queued messages left unhandled, actors cancelled at deadlines.
+        self._dropped_in_shutdown = 0
+        self._cancelled_in_shutdown = 0
         # Shields the graceful shutdown from the cancellation that may have caused it;
         # abort() cancels it to cut the shutdown short.
         self._shutdown_scope = trio.CancelScope(shield=True)
@@ -151,6 +160,7 @@ class ActorSystem:
         max_concurrency: int | None = None,
         shutdown_timeout: float | None = None,
         export: bool = False,
+        resume_on: tuple[type[Exception], ...] | None = None,
         **kwargs: Any,
     ) -> ActorRef:
         """Start an actor (or a supervisor tree) and return its ref.
@@ -195,6 +205,7 @@ class ActorSystem:
             max_concurrency=max_concurrency,
             shutdown_timeout=shutdown_timeout,
             export=export,
+            resume_on=resume_on,
         )
         self._top_level[cell] = None
         try:
@@ -223,6 +234,7 @@ class ActorSystem:
         max_concurrency: int | None = None,
         shutdown_timeout: float | None = None,
         export: bool = False,
+        resume_on: tuple[type[Exception], ...] | None = None,
     ) -> ActorCell:
         """Validate and register a new actor cell (used by ``spawn`` and by supervisors).
 
@@ -262,6 +274,11 @@ class ActorSystem:
             max_concurrency=concurrency,
             shutdown_timeout=timeout,
         )
+        resume = (
+            target.resume_on
+            if resume_on is None
+            else valid_resume_on(f"{owner} {name!r}", resume_on)
+        )
         cell = ActorCell(
             self,
             target,
@@ -273,6 +290,7 @@ class ActorSystem:
             overflow=policy,
             max_concurrency=concurrency,
             shutdown_timeout=timeout,
+            resume_on=resume,
         )
         self._cells_by_name[name] = cell
         self._cells_by_path[cell.path] = cell
@@ -406,11 +424,14 @@ class ActorSystem:
         """Start a dynamic child (a ``ChildSpec`` or ``Supervisor``) under a running supervisor.
 
         The child is supervised like the static ones, by the supervisor's strategy, and is
-        stopped (in parallel with the other dynamic children) before them.
+        stopped (in parallel with the other dynamic children) before them. It lives as long as
+        the supervisor's current incarnation: a supervisor restarted by its own supervisor
+        starts again from its static children only, as in OTP.
 
         Raises:
             ActorNotFound: if no supervisor of that name runs.
-            TypeError: if ``supervisor`` names an actor that is not a supervisor.
+            TypeError: if ``supervisor`` names an actor that is not a supervisor, or ``spec`` is
+                not a ``ChildSpec`` or ``Supervisor``.
             ValueError: if the child's name is taken.
             Exception: whatever the child's constructor or ``on_start`` raised (the child is
                 then not kept, and the supervisor's restart budget is untouched).
@@ -517,9 +538,17 @@ class ActorSystem:
             top_level=len(self._top_level),
             dead_letters=self.dead_letters.count,
             shutting_down=self._shutting_down,
+            dropped_in_shutdown=self._dropped_in_shutdown,
+            cancelled_in_shutdown=self._cancelled_in_shutdown,
         )
 
     # -- shutdown -------------------------------------------------------------------------------
+
+    def _lost_in_shutdown(self, *, dropped: int = 0, cancelled: int = 0) -> None:
+        # Called by cells as they stop; only what happens during the shutdown is its loss.
+        if self._shutting_down:
+            self._dropped_in_shutdown += dropped
+            self._cancelled_in_shutdown += cancelled
 
     async def stop_cell(self, cell: ActorCell, *, drain: bool) -> None:
         """Stop one actor within its shutdown timeout; past it, the actor is cancelled."""
@@ -564,6 +593,13 @@ class ActorSystem:
         self._shutdown_finished.set()
         if self._shutdown_scope.cancelled_caught:
             logger.warning("actor system shutdown was aborted; remaining actors were cancelled")
+        elif self._dropped_in_shutdown or self._cancelled_in_shutdown:
+            logger.warning(
+                "actor system shutdown was not clean: {} queued messages were left unhandled "
+                "(see dead letters) and {} actors were cancelled at their shutdown deadline",
+                self._dropped_in_shutdown,
+                self._cancelled_in_shutdown,
+            )
 
     def _structure_ref(self, data: Any, _: type) -> ActorRef:
         path = data.get("actor") if isinstance(data, dict) else None

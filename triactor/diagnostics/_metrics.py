@@ -55,7 +55,7 @@ def render_metrics(system: ActorSystem, pools: Mapping[str, PriorityPool] | None
         (
             "triactor_messages_failed_total",
             "counter",
-            "Handler exceptions (each one a crash).",
+            "Handler exceptions: crashes, and resume_on errors the actor went on after.",
             lambda s: s.failures,
         ),
         ("triactor_restarts_total", "counter", "Restarts by a supervisor.", lambda s: s.restarts),

@@ -26,10 +26,18 @@ from ._run import Monitor, RunResult, run_tree
 from ._status import StatusLine
 from ._tree_view import render_tree
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "exit_code", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_UNCLEAN",
+    "EXIT_USAGE",
+    "build_parser",
+    "exit_code",
+    "main",
+]
 
 #: Exit codes of ``triactor run``, besides 128 + N after a second signal N.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNCLEAN = 0, 1, 2, 3
 
 _DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 _DEFAULT_BLOCKING_THRESHOLD = 0.1
@@ -46,8 +54,9 @@ _RUN_EPILOG = """\
 SIGINT (Ctrl-C) or SIGTERM stops the tree gracefully: actors stop in reverse start order,
 each finishing its mailbox, within --shutdown-timeout; a second signal cancels them at once.
 
-exit codes: 0 clean stop; 1 the root supervisor gave up (a report follows), the tree failed
-to start, or the shutdown overran its deadline; 2 a bad TARGET or option; 128+N stopped at
+exit codes: 0 clean stop; 1 the root supervisor gave up (a report follows) or the tree
+failed to start; 2 a bad TARGET or option; 3 stopped, but not cleanly: queued messages were
+dropped or actors cancelled at a deadline (theirs or --shutdown-timeout); 128+N stopped at
 once by a second signal N (130 for SIGINT, 143 for SIGTERM).
 """
 
@@ -232,15 +241,16 @@ def _report_gave_up(error: RestartIntensityExceeded, *, json: bool) -> int:
 def exit_code(result: RunResult) -> int:
     """The exit code of ``triactor run`` for a run that ended with ``result``.
 
-    0 after a graceful stop; 128 + N when a second signal N cut the shutdown short; 1 when
-    the shutdown deadline did.
+    0 after a clean stop; 128 + N when a second signal N cut the shutdown short; 3 when the
+    shutdown dropped queued messages or cancelled actors (at their own deadline or at
+    ``--shutdown-timeout``).
     """
     if result.clean:
         return EXIT_OK
     try:
         return 128 + signal.Signals[result.aborted_by or ""].value
     except KeyError:
-        return EXIT_FAILED
+        return EXIT_UNCLEAN
 
 
 async def _run_target(args: argparse.Namespace, monitor: Monitor) -> RunResult:
@@ -303,9 +313,16 @@ def _run_command(args: argparse.Namespace) -> int:
         logger.opt(exception=exc).critical("the tree failed: {!r}", exc)
         return EXIT_FAILED
     code = exit_code(result)
-    if code != EXIT_OK:
+    if result.aborted_by is not None:
         logger.error(
             "the shutdown was cut short ({}); exiting with code {}", result.aborted_by, code
+        )
+    elif code != EXIT_OK:
+        logger.error(
+            "the shutdown dropped {} queued messages and cancelled {} actors; exiting with code {}",
+            result.dropped,
+            result.cancelled,
+            code,
         )
     return code
 

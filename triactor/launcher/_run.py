@@ -52,16 +52,22 @@ class RunResult:
             request (a second signal's name).
         shutdown_seconds: how long the shutdown took, from the first stop request until the
             root had stopped (None when nobody asked for the stop).
+        dropped: queued messages that actors left unhandled as they stopped during the
+            shutdown (each one is in dead letters).
+        cancelled: actors cancelled during the shutdown because they did not stop by their
+            own ``shutdown_timeout``.
     """
 
     stopped_by: str | None
     aborted_by: str | None = None
     shutdown_seconds: float | None = None
+    dropped: int = 0
+    cancelled: int = 0
 
     @property
     def clean(self) -> bool:
-        """Whether the tree stopped gracefully (nothing was cancelled by force)."""
-        return self.aborted_by is None
+        """Whether the tree stopped gracefully: nothing cut short, dropped or cancelled."""
+        return self.aborted_by is None and not self.dropped and not self.cancelled
 
 
 def _check_timeout(shutdown_timeout: float | None) -> float:
@@ -165,7 +171,14 @@ class RunningTree:
         if self._requested_by is not None:
             end = self._finished_at if self._finished else trio.current_time()
             seconds = end - self._requested_at
-        return RunResult(self._requested_by, self._aborted_by, seconds)
+        stats = self.system.statistics()
+        return RunResult(
+            self._requested_by,
+            self._aborted_by,
+            seconds,
+            dropped=stats.dropped_in_shutdown,
+            cancelled=stats.cancelled_in_shutdown,
+        )
 
     async def _start(self, tree: Supervisor) -> ActorRef | None:
         with self._startup_scope:
@@ -271,6 +284,13 @@ async def _run_system(
     result = running.result()
     if result.stopped_by is not None and result.clean:
         logger.info("tree stopped gracefully in {:.2f} s", result.shutdown_seconds)
+    elif result.aborted_by is None and (result.dropped or result.cancelled):
+        logger.warning(
+            "tree stopped, but not cleanly: {} queued messages dropped (see dead letters), "
+            "{} actors cancelled at their shutdown deadline",
+            result.dropped,
+            result.cancelled,
+        )
     return result
 
 
@@ -310,7 +330,7 @@ def run(
 
     Returns:
         A :class:`RunResult` once the tree has stopped: ``result.clean`` says whether
-        gracefully, ``result.stopped_by`` who asked.
+        gracefully (nothing dropped or cancelled), ``result.stopped_by`` who asked.
 
     Raises:
         RestartIntensityExceeded: if the root supervisor gives up; ``str()`` names it, and

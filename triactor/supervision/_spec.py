@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, final
 import attrs
 
 from ..actors import Actor
-from ..actors._actor import validate_options
+from ..actors._actor import valid_resume_on, validate_options
 from ..mailbox import Overflow
 
 if TYPE_CHECKING:
@@ -143,10 +143,14 @@ class ChildSpec:
         restart: when to restart it (:class:`Restart`).
         shutdown_timeout: seconds it may take to stop before it is cancelled; default: the
             actor class's ``shutdown_timeout``.
-        backoff: delay restarts with a :class:`Backoff`; default: the supervisor's, or none.
+        backoff: delay restarts with a :class:`Backoff`; default: the supervisor's, or none
+            (a child that fails to start is then retried after a short backoff anyway).
         mailbox_capacity, overflow, max_concurrency: override the class's defaults.
         export: make the actor reachable from other nodes of the system's cluster, as
             ``system.remote(name)`` (needs a system with a cluster).
+        resume_on: exception types its handlers may raise without crashing it (see
+            :class:`~triactor.Actor`); default: the class's ``resume_on``. ``()`` makes every
+            exception a crash.
 
     Raises:
         TypeError: if ``actor`` is not an Actor subclass, or an option has the wrong type.
@@ -164,6 +168,7 @@ class ChildSpec:
     overflow: Overflow | None
     max_concurrency: int | None
     export: bool
+    resume_on: tuple[type[Exception], ...] | None
 
     def __init__(
         self,
@@ -179,6 +184,7 @@ class ChildSpec:
         overflow: Overflow | None = None,
         max_concurrency: int | None = None,
         export: bool = False,
+        resume_on: tuple[type[Exception], ...] | None = None,
     ) -> None:
         if not (isinstance(actor, type) and issubclass(actor, Actor)):
             raise TypeError(
@@ -201,6 +207,8 @@ class ChildSpec:
             if shutdown_timeout is None
             else shutdown_timeout,
         )
+        if resume_on is not None:
+            resume_on = valid_resume_on(f"ChildSpec {child_name!r}", resume_on)
         self.__attrs_init__(
             actor,
             tuple(args),
@@ -213,6 +221,7 @@ class ChildSpec:
             overflow,
             max_concurrency,
             bool(export),
+            resume_on,
         )
 
 
@@ -242,7 +251,12 @@ class Supervisor:
     makes the supervisor stop every child and raise
     :class:`~triactor.RestartIntensityExceeded` to its parent, which counts that as a crash of
     this child. The mailbox of a restarted actor survives: queued messages are handled by the
-    new incarnation.
+    new incarnation. A supervisor restarted by its parent starts again from ``children``:
+    dynamic children (``system.start_child``) end with the incarnation that started them.
+
+    A graceful shutdown drains every child's mailbox before it stops; a child that crashes
+    while draining is restarted alone (within the restart budget and its deadline) to finish
+    it. A child that fails to start is retried after its backoff, or a short one by default.
 
     Args:
         name: the supervisor's name (unique in the system, like an actor's).

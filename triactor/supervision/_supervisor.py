@@ -133,8 +133,8 @@ class StartChild(SystemMessage):
 
     __slots__ = ("spec",)
 
-    def __init__(self, spec: ChildSpec | Supervisor) -> None:
-        self.spec = spec
+    def __init__(self, spec: object) -> None:
+        self.spec = spec  # checked by the supervisor: it answers a TypeError for a non-spec
 
 
 @final
@@ -156,6 +156,10 @@ class WhichChildren(SystemMessage):
 
 # -- bookkeeping ---------------------------------------------------------------------------------
 
+#: The backoff before retrying a child that failed to start, when neither its spec nor its
+#: supervisor gives one: a constructor that fails every time is not retried in a hot loop.
+_START_FAILURE_BACKOFF = Backoff(min=0.05, max=2.0, jitter=0.2)
+
 
 @final
 class _Child:
@@ -165,6 +169,7 @@ class _Child:
         "attempts",
         "cell",
         "dynamic",
+        "error",
         "incarnation",
         "live",
         "restart",
@@ -191,6 +196,13 @@ class _Child:
         self.restart_token: object = None
         self.attempts = 0
         self.started_at = -math.inf
+        #: What ended its last incarnation, or failed its last start (None: a normal exit).
+        self.error: BaseException | None = None
+
+    def final_exit(self) -> tuple[ExitReason, BaseException | None]:
+        """How the child ended, for its death notice when it is stopped for good now."""
+        reason = self.cell.last_exit or ExitReason.NORMAL
+        return reason, self.error if reason is ExitReason.CRASHED else None
 
     @property
     def backoff(self) -> Backoff | None:
@@ -230,7 +242,7 @@ class _Children:
         # The supervisor stopped for good: so do its children (and, through their own
         # finalizers, their subtrees), the last started first.
         for child in reversed(self.ordered()):
-            child.cell.finalize(ExitReason.NORMAL)
+            child.cell.finalize(*child.final_exit())
         self.by_name.clear()
 
 
@@ -244,6 +256,7 @@ def _cell_options(spec: ChildSpec | Supervisor) -> dict[str, Any]:
         "overflow": spec.overflow,
         "max_concurrency": spec.max_concurrency,
         "shutdown_timeout": spec.shutdown_timeout,
+        "resume_on": spec.resume_on,
     }
 
 
@@ -295,37 +308,51 @@ class SupervisorActor(Actor):
         if not children.finalizer_installed:
             children.finalizer_installed = True
             cell.add_watcher(children.finalize_all)
-        if not children.by_name:
-            try:
-                for child_spec in spec.children:
-                    self._add(child_spec, dynamic=False)
-            except BaseException:
-                # All or nothing: a restart must not come back with only some children.
-                for added in reversed(children.ordered()):
-                    added.cell.finalize(ExitReason.CRASHED)
-                children.by_name.clear()
-                raise
+        # Every incarnation starts from the static specs, as in OTP: the children that survive
+        # a restart keep their cells (name, ref, queued messages); those stopped for good, or
+        # removed (temporary ones), get new cells. Dynamic children ended with the previous
+        # incarnation.
+        try:
+            for child_spec in spec.children:
+                child = children.by_name.get(child_spec.name)
+                if child is not None and child.cell.state is not ActorState.STOPPED:
+                    continue
+                children.by_name.pop(child_spec.name, None)
+                self._add(child_spec, dynamic=False)
+        except BaseException:
+            # All or nothing: a restart must not come back with only some children.
+            for added in reversed(children.ordered()):
+                added.cell.finalize(ExitReason.CRASHED)
+            children.by_name.clear()
+            raise
+        children.by_name = {c.name: children.by_name[c.name] for c in spec.children}
 
     # -- lifetime -------------------------------------------------------------------------------
 
     async def _triactor_run(self, start_and_serve: Any, instance: Actor, task_status: Any) -> None:
-        with unwrapped_group():
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                try:
-                    await start_and_serve(instance, task_status)
-                finally:
-                    await self._stop_children(
-                        self._children.ordered(), drain=self._triactor_cell.draining
-                    )
-                    nursery.cancel_scope.cancel()  # pending backoff timers
+        try:
+            with unwrapped_group():
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    try:
+                        await start_and_serve(instance, task_status)
+                    finally:
+                        try:
+                            await self._stop_children(
+                                self._children.ordered(), drain=self._triactor_cell.draining
+                            )
+                        finally:
+                            nursery.cancel_scope.cancel()  # pending backoff timers
+        finally:
+            # Dynamic children do not outlive the incarnation that started them (OTP: a
+            # restarted supervisor starts from its static specs). Their tasks are done here.
+            for child in self._children.ordered():
+                if child.dynamic:
+                    self._remove(child, *child.final_exit())
 
     async def on_start(self) -> None:
-        """Start the children in spec order (transient ones that stopped for good stay stopped)."""
-        # Temporary children that exited while this supervisor was down stay removed.
-        await self._start_group(
-            [c for c in self._children.ordered() if c.state is not ChildState.STOPPED]
-        )
+        """Start the children in spec order."""
+        await self._start_group(self._children.ordered())
 
     # -- children's lives -----------------------------------------------------------------------
 
@@ -358,10 +385,11 @@ class SupervisorActor(Actor):
             await self._nursery.start(
                 self._run_child, child, instance, child.incarnation, name=cell.path
             )
-        except BaseException:
+        except BaseException as exc:
             child.running = False
             child.state = ChildState.RESTARTING
             child.live = None
+            child.error = exc
             raise
         child.started_at = trio.current_time()
 
@@ -377,6 +405,7 @@ class SupervisorActor(Actor):
             reason, error = ExitReason.CRASHED, exc
         finally:
             child.running = False
+        child.error = error
         if (
             error is None
             and child.restart is not Restart.PERMANENT
@@ -405,28 +434,94 @@ class SupervisorActor(Actor):
                 continue  # removed, stopped for good, or already started by a nested decision
             try:
                 await self._start(child)
+                continue
             except Exception as exc:
-                # The crash handling restarts the failed child's own group; the rest of this
-                # group that it does not cover must still be started here.
-                covered = (
-                    set()
-                    if child.restart is Restart.TEMPORARY
-                    else set(map(id, self._restart_group(child)))
-                )
-                await self._crashed(child, exc, during_start=True)
-                await self._start_group([c for c in group[index + 1 :] if id(c) not in covered])
-                return
+                failure = exc
+            # Handled outside the except clause, so that a retry that fails again does not
+            # chain its traceback onto this one. The crash handling restarts the failed
+            # child's own group; the rest of this group that it does not cover must still be
+            # started here.
+            covered = (
+                set()
+                if child.restart is Restart.TEMPORARY
+                else set(map(id, self._restart_group(child)))
+            )
+            await self._crashed(child, failure, during_start=True)
+            await self._start_group([c for c in group[index + 1 :] if id(c) not in covered])
+            return
 
     async def _stop_child(self, child: _Child, *, drain: bool = False) -> None:
+        """Stop one running child within its ``shutdown_timeout`` (then it is cancelled).
+
+        A crash that ends it meanwhile (or just before, its notice not handled yet) is logged.
+        With ``drain`` (a graceful shutdown) such a child is restarted alone, within the
+        restart budget, to finish its mailbox by the same deadline.
+        """
         if child.state is not ChildState.RUNNING:
             return
-        child.live = None  # its exit notice, when it comes, is stale
-        child.state = ChildState.RESTARTING
         cell = child.cell
-        if not child.running or cell.state is ActorState.STOPPED:
-            return  # it exited on its own already; its notice is now stale
         deadline = trio.current_time() + cell.shutdown_timeout
-        await cell.request_stop(drain=drain, deadline=deadline).wait()
+        while True:
+            child.live = None  # its exit notice, when it comes, is stale
+            child.state = ChildState.RESTARTING
+            if cell.state is ActorState.STOPPED:
+                return
+            if child.running:
+                await cell.request_stop(drain=drain, deadline=deadline).wait()
+            if cell.last_exit is not ExitReason.CRASHED or not cell.ref.is_alive:
+                return
+            if not drain:
+                self._log_exit(
+                    child,
+                    ExitReason.CRASHED,
+                    child.error,
+                    False,
+                    "it was being stopped (not counted as a restart)",
+                )
+                return
+            if not await self._restart_to_drain(child, deadline):
+                return
+
+    async def _restart_to_drain(self, child: _Child, deadline: float) -> bool:
+        """Restart ``child``, which crashed during a graceful shutdown, to finish its mailbox.
+
+        Only that child is restarted, whatever the strategy (its siblings are stopping too),
+        after its backoff, within the restart budget. Returns whether it runs again (with its
+        drain requested); False if it is temporary or the deadline passed first.
+
+        Raises:
+            RestartIntensityExceeded: if the restart budget is spent.
+        """
+        error, during_start = child.error, False
+        while True:
+            if child.restart is Restart.TEMPORARY or trio.current_time() >= deadline:
+                self._log_exit(child, ExitReason.CRASHED, error, during_start, "not restarted")
+                if child.restart is Restart.TEMPORARY:
+                    self._remove(child, ExitReason.CRASHED, error)
+                return False
+            count = self._charge()
+            if count > self._spec.max_restarts:
+                await self._give_up(child, error, count)
+            delay = self._backoff_delay(child, during_start=during_start)
+            self._log_exit(
+                child,
+                ExitReason.CRASHED,
+                error,
+                during_start,
+                f"restarting it{f' in {delay:.3g} s' if delay else ''} to finish its mailbox "
+                f"before it stops (restart {count} of {self._spec.max_restarts} within "
+                f"{self._spec.within:g} s)",
+            )
+            with trio.move_on_at(deadline):  # the backoff and on_start: within the deadline
+                await trio.sleep(delay)
+                try:
+                    await self._start(child)
+                except Exception as exc:
+                    error, during_start = exc, True
+                    continue
+                child.cell.request_stop(drain=True, deadline=deadline)
+                return True
+            return False
 
     async def _stop_children(self, children: Iterable[_Child], *, drain: bool = False) -> None:
         """Stop dynamic children in parallel, then the static ones in reverse start order."""
@@ -509,7 +604,7 @@ class SupervisorActor(Actor):
         if count > self._spec.max_restarts:
             await self._give_up(child, error, count)  # logs the exit and the decision once
         group = self._restart_group(child)
-        delay = self._backoff_delay(child)
+        delay = self._backoff_delay(child, during_start=during_start)
         decision = (
             f"restarting {', '.join(c.cell.name for c in group)}"
             f"{f' in {delay:.3g} s' if delay else ''} "
@@ -520,9 +615,12 @@ class SupervisorActor(Actor):
         for sibling in group:
             if sibling is not child and sibling.restart is Restart.TEMPORARY:
                 # Stopped because of another child's exit: not restarted, budget untouched.
-                self._remove(sibling, ExitReason.NORMAL)
+                self._remove(sibling, *sibling.final_exit())
         group = [c for c in group if c.cell.name in self._children.by_name]
-        if delay > 0:
+        if delay > 0 and not self._triactor_cell.started:
+            # Still in this supervisor's own start: spawn returns once every child runs.
+            await trio.sleep(delay)
+        elif delay > 0:
             # Each child remembers the decision it waits for; a later decision about it (or a
             # restart of this supervisor) makes the earlier timer stale.
             token = object()  # unique, even across restarts of this supervisor
@@ -535,11 +633,16 @@ class SupervisorActor(Actor):
             return
         await self._start_group(group)
 
-    def _backoff_delay(self, child: _Child) -> float:
+    def _backoff_delay(self, child: _Child, *, during_start: bool) -> float:
+        """The wait before restarting ``child``; ``during_start``: it failed to start."""
         backoff = child.backoff or self._spec.backoff
         if backoff is None:
-            return 0.0
-        if trio.current_time() - child.started_at >= backoff.quiet_period:
+            if not during_start:
+                child.attempts = 0  # it did start: a streak of start failures is over
+                return 0.0
+            backoff = _START_FAILURE_BACKOFF
+        # A child that failed to start did not run: its streak goes on.
+        if not during_start and trio.current_time() - child.started_at >= backoff.quiet_period:
             child.attempts = 0
         delay = backoff.delay(child.attempts, self._rng)
         child.attempts += 1
@@ -605,6 +708,14 @@ class SupervisorActor(Actor):
 
     @handler
     async def _on_start_child(self, msg: StartChild) -> outcome.Outcome[ActorRef]:
+        if not isinstance(msg.spec, ChildSpec | Supervisor):
+            return outcome.Error(
+                TypeError(
+                    f"start_child under supervisor {self.path!r}: a child must be a ChildSpec "
+                    f"or Supervisor, got {msg.spec!r}; wrap an Actor class as "
+                    "ChildSpec(MyActor, name=...)"
+                )
+            )
         try:
             child = self._add(msg.spec, dynamic=True)
         except Exception as exc:  # a bad or duplicate name
@@ -627,7 +738,7 @@ class SupervisorActor(Actor):
                 )
             )
         await self._stop_child(child)
-        self._remove(child, ExitReason.NORMAL)
+        self._remove(child, *child.final_exit())
         return outcome.Value(None)
 
     @handler
