@@ -454,3 +454,19 @@ async def test_check_messages_accepts_a_ref_inside_a_message() -> None:
         await scorer.tell(CallMeBack(collector, 1))  # refused as "not plain data" before
         await eventually(lambda: collector.ask(Score(0)), 5, "the call back")
         assert await collector.ask(Score(0)) == [2]
+
+
+async def test_a_remote_ask_that_expired_in_the_stream_is_not_handled(
+    redis_url: str, cluster_name: str
+) -> None:
+    async with node(redis_url, cluster_name, "b") as b:
+        with pytest.raises(trio.TooSlowError):
+            await b.remote("scorer", Scorer).ask(Note(1), timeout=0.05)  # hosted nowhere yet
+        async with node(redis_url, cluster_name, "a") as a:
+            scorer = await a.spawn(Scorer, name="scorer", export=True)
+            await eventually(
+                lambda: any(d.reason is DeadLetterReason.EXPIRED for d in a.dead_letters),
+                5,
+                "the expired ask dead-lettered",
+            )
+            assert scorer.statistics().processed == 0

@@ -246,8 +246,8 @@ class Feeder:
                 if envelope.deadline and envelope.deadline < node.wall_time():
                     cell.dead_letter(
                         envelope.message,
-                        DeadLetterReason.LATE_REPLY,
-                        "expired: the remote asker had given up before it was delivered",
+                        DeadLetterReason.EXPIRED,
+                        "the remote asker's timeout had passed before it was delivered",
                     )
                     node.acknowledge(key, entry_id)
                     continue
