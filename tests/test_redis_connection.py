@@ -135,6 +135,30 @@ async def test_execute_round_trips(redis_url: str, redis_prefix: str) -> None:
 
 
 @redis
+async def test_execute_is_a_checkpoint_even_when_its_reply_is_already_there(
+    redis_url: str,
+) -> None:
+    with trio.fail_after(2):
+        async with open_connection(redis_url) as conn:
+            progress = 0
+
+            async def other_task() -> None:
+                nonlocal progress
+                while True:
+                    progress += 1
+                    await trio.lowlevel.checkpoint()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(other_task)
+                for _ in range(200):
+                    with trio.testing.assert_checkpoints():
+                        assert await conn.execute("PING") == b"PONG"
+                nursery.cancel_scope.cancel()
+            # A loop of execute() calls lets other tasks run.
+            assert progress >= 100
+
+
+@redis
 async def test_tcp_connection_with_password_and_database() -> None:
     with trio.fail_after(5), private_server(port=free_tcp_port()) as server:
         assert server.tcp_url is not None
