@@ -127,9 +127,19 @@ async def test_execute_round_trips(redis_url: str, redis_prefix: str) -> None:
             assert await conn.execute("CLIENT", "ID") == conn.client_id
             with pytest.raises(TypeError, match="bytes, str, int or float"):
                 await conn.execute("SET", key, None)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="bytes, str, int or float"):
+                conn.send_nowait("SET", key, [1])  # type: ignore[arg-type]
+            # An empty command gets no reply from the server: refused, or replies would shift.
+            with pytest.raises(ValueError, match="at least its name"):
+                await conn.execute()
+            with pytest.raises(ValueError, match="at least its name"):
+                conn.send_nowait()
+            with pytest.raises(ValueError, match="at least its name"):
+                await conn.execute_many([("PING",), ()])
+            assert await conn.execute("ECHO", "in sync") == b"in sync"
             stats = conn.statistics()
             assert stats.connected and stats.reconnects == 0 and stats.in_flight == 0
-            assert stats.commands_sent >= 8
+            assert stats.commands_sent >= 9
             assert "connected, 0 in flight" in repr(conn)
             await conn.execute("DEL", key, key + "f", key + "n")
 
