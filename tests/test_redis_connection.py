@@ -23,6 +23,7 @@ from redis_support import (
     wait_blocked,
 )
 
+from triactor.remote import _redis
 from triactor.remote._redis import (
     RedisAddress,
     RedisConnection,
@@ -295,6 +296,47 @@ async def test_leaving_the_block_flushes_queued_commands_then_refuses_new_ones(
             await check.execute("DEL", key)
 
 
+@redis
+async def test_an_on_reply_callback_that_raises_ends_the_block_with_its_error(
+    redis_url: str,
+) -> None:
+    def broken(reply: object) -> None:
+        raise LookupError(f"callback bug on {reply!r}")
+
+    with trio.fail_after(2), pytest.raises(LookupError, match="callback bug on b'PONG'"):
+        async with open_connection(redis_url) as conn:
+            conn.send_nowait("PING", on_reply=broken)
+            await trio.sleep_forever()
+
+
+@redis
+async def test_closing_wakes_waiting_tasks_and_reports_what_was_unanswered(
+    private_redis: PrivateServer,
+    log_records: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_redis, "_FLUSH_TIMEOUT", 0.1)
+    errors: list[BaseException] = []
+
+    async def waiter(conn: RedisConnection) -> None:
+        try:
+            await conn.execute("GET", "k")
+        except trio.ClosedResourceError as exc:
+            errors.append(exc)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as outer, open_connection(private_redis.url) as conn:
+            await trio.to_thread.run_sync(private_redis.kill)
+            outer.start_soon(waiter, conn)
+            conn.send_nowait("SET", "k", "v")
+            await trio.testing.wait_all_tasks_blocked()
+            # The server is down: leaving waits 0.1 s for the flush, then gives up.
+    assert len(errors) == 1 and "closed" in str(errors[0])
+    closing = [r["message"] for r in log_records if r["message"].startswith("closed the")]
+    assert len(closing) == 1
+    assert "2 commands unanswered" in closing[0]  # GET and SET
+
+
 # -- cancellation --------------------------------------------------------------------------------
 
 
@@ -326,6 +368,18 @@ async def test_cancelling_an_in_flight_execute_does_not_desync(
             assert await conn.execute("GET", key) == b"right"
             assert await conn.execute("ECHO", "after") == b"after"
             await conn.execute("DEL", key)
+
+
+@redis
+async def test_cancelling_execute_many_does_not_desync(redis_url: str, redis_prefix: str) -> None:
+    with trio.fail_after(2):
+        async with open_connection(redis_url) as conn:
+            with trio.move_on_after(0.02) as scope:
+                await conn.execute_many(
+                    [("ECHO", "a"), ("BLPOP", redis_prefix + "empty", 0.2), ("ECHO", "b")]
+                )
+            assert scope.cancelled_caught
+            assert await conn.execute_many([("ECHO", "c"), ("ECHO", "d")]) == [b"c", b"d"]
 
 
 @redis
