@@ -10,11 +10,15 @@ import random
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import quote
 
+import attrs
 import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 from redis_support import (
     client_flags,
     free_tcp_port,
@@ -89,6 +93,30 @@ def test_address_never_shows_its_password() -> None:
     # str() is a URL that parses back to the same place.
     for url in ("redis://h:1/4", "redis://[::1]:7/0", "unix:///tmp/a.sock?db=2", "unix:///t.s"):
         assert RedisAddress.parse(str(RedisAddress.parse(url))) == RedisAddress.parse(url)
+
+
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,2}", fullmatch=True),
+    port=st.integers(1, 65535),
+    db=st.integers(0, 99),
+    username=st.none() | st.text(min_size=1, max_size=12),
+    password=st.none() | st.text(max_size=12),
+)
+def test_address_urls_round_trip_any_user_and_password(
+    host: str, port: int, db: int, username: str | None, password: str | None
+) -> None:
+    userinfo = ""
+    if username is not None or password is not None:
+        userinfo = quote(username or "", safe="")
+        if password is not None:
+            userinfo += ":" + quote(password, safe="")
+        userinfo += "@"
+    address = RedisAddress.parse(f"redis://{userinfo}{host}:{port}/{db}")
+    assert address == RedisAddress(
+        host=host, port=port, db=db, username=username, password=password
+    )
+    # Its str() leaves the password out and parses back to everything else.
+    assert RedisAddress.parse(str(address)) == attrs.evolve(address, password=None)
 
 
 def test_address_validation() -> None:
