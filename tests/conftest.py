@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from loguru import logger
+from redis_support import private_server, session_server_url, unique_prefix
 
 import triactor
 from triactor import open_actor_system
+from triactor.remote._server import PrivateServer
 
 
 @pytest.fixture
@@ -31,3 +33,27 @@ def log_records() -> Iterator[list[dict[str, object]]]:
         yield records
     finally:
         logger.remove(sink_id)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The test run's Redis: ``$TRIACTOR_REDIS_URL``, else a private server for the session.
+
+    Tests share it: use ``redis_prefix`` for keys and never flush it. Fails, never skips, when no
+    server binary is found (install ``triactor[server]`` or ``redis-server``).
+    """
+    with session_server_url() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix of this test's own on the shared server."""
+    return unique_prefix(request.node.name)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateServer]:
+    """A private server with AOF on, for this test alone: it may restart or kill it."""
+    with private_server(aof=True) as server:
+        yield server

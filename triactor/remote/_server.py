@@ -226,13 +226,16 @@ class PrivateServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._socket_path)
         config = self._write_config()
-        self._process = subprocess.Popen(
-            [self._binary, str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=self._directory,
-        )
+        # What the server prints before its own logging is set up (a bad config) goes to the
+        # same log, so a failed start can show it.
+        with open(self._directory / _LOG_NAME, "ab") as early_log:
+            self._process = subprocess.Popen(
+                [self._binary, str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=early_log,
+                stderr=early_log,
+                cwd=self._directory,
+            )
         deadline = time.monotonic() + _START_TIMEOUT
         last_answer = b""
         while time.monotonic() < deadline:
