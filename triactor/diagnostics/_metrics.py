@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import trio
-from loguru import logger
 
+from .._logging import logger
 from ._snapshot import ActorSnapshot
 
 if TYPE_CHECKING:

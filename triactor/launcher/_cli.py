@@ -14,9 +14,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TextIO
 
 import trio
-from loguru import logger
 
 from .._errors import RestartIntensityExceeded
+from .._logging import logger
 from ..remote import Cluster
 from ..supervision import Supervisor
 from ._introspection import request_status

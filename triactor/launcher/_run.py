@@ -18,8 +18,8 @@ from typing import Any, final
 
 import attrs
 import trio
-from loguru import logger
 
+from .._logging import logger
 from ..actors import ActorRef, ActorSystem, open_actor_system
 from ..diagnostics import detect_blocking, serve_metrics
 from ..supervision import Supervisor
