@@ -83,9 +83,11 @@ _route_level = 0  # the least loguru level the route forwards
 _full_tracebacks = False
 _message_contents = False
 _sinks: dict[int, int] = {}  # sinks added with add_sink: loguru id -> least level
+_sinks_least = 1 << 30  # the least level of those sinks (above every level when none)
 _stdlib_loggers: dict[str, logging.Logger] = {}
 
 _STDLIB_LEVELS = (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO)
+_STANDARD = frozenset((*_STDLIB_LEVELS, logging.DEBUG))
 # Attributes a LogRecord has already: a bound value of the same name is not copied onto it.
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -259,10 +261,11 @@ def enabled(name: str, level: int) -> bool:
 
     Cheap (a dict lookup and a cached level check): for records that may come often.
     """
-    if any(level >= least for least in _sinks.values()):
+    if level >= _sinks_least:
         return True
     if _route == "logging":
-        return _stdlib_logger(name).isEnabledFor(_stdlib_level(level))
+        target = _stdlib_loggers.get(name) or _stdlib_logger(name)
+        return target.isEnabledFor(level if level in _STANDARD else _stdlib_level(level))
     return level >= _route_level
 
 
@@ -278,15 +281,19 @@ def format_exception(error: BaseException) -> str:
 
 def add_sink(sink: Any, *, level: int = 0, **options: Any) -> int:
     """Add a loguru sink to triactor's logger beside the route (tests use it); return its id."""
+    global _sinks_least
     options.setdefault("diagnose", False)
     sink_id = logger.add(sink, level=level, **options)
     _sinks[sink_id] = level
+    _sinks_least = min(_sinks.values())
     return sink_id
 
 
 def remove_sink(sink_id: int) -> None:
     """Remove a sink that :func:`add_sink` added."""
+    global _sinks_least
     _sinks.pop(sink_id, None)
+    _sinks_least = min(_sinks.values(), default=1 << 30)
     logger.remove(sink_id)
 
 

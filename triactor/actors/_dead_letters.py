@@ -50,11 +50,6 @@ class DeadLetterReason(enum.Enum):
     UNSENT = "unsent: the cluster was unreachable when the system stopped"
 
 
-# Logged at DEBUG: drops the actor's own overflow policy chose, and the message a crash was
-# handling (the crash is logged on its own, naming it).
-_QUIET_REASONS = frozenset(
-    (DeadLetterReason.DROPPED_NEWEST, DeadLetterReason.DROPPED_OLDEST, DeadLetterReason.CRASHED)
-)
 _QUIET, _LOUD = ("DEBUG", 10), ("WARNING", 30)  # loguru's names; the numbers are logging's too
 
 
@@ -132,7 +127,15 @@ class DeadLetters:
         self._count += 1
         self._by_reason[reason] += 1
         self._recent.append(DeadLetter(target, message, reason, detail, error))
-        level, number = _QUIET if reason in _QUIET_REASONS else _LOUD
+        # At DEBUG: drops the actor's own overflow policy chose, and the message a crash was
+        # handling (the crash is logged on its own, naming it).
+        level, number = (
+            _QUIET
+            if reason is DeadLetterReason.DROPPED_NEWEST
+            or reason is DeadLetterReason.DROPPED_OLDEST
+            or reason is DeadLetterReason.CRASHED
+            else _LOUD
+        )
         if not enabled(__name__, number):
             return  # overflow drops may come by the thousand: no record nobody would see
         logger.bind(actor=target).opt(exception=error).log(
