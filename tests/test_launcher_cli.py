@@ -466,6 +466,18 @@ def test_json_output_is_json_lines_through_a_sigusr1_snapshot(launch: type[Child
     assert all("text" in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [("launcher_fixtures.nope:tree", 2), ("launcher_fixtures.broken:tree", 1)],
+)
+def test_json_errors_are_json_lines_too(target: str, code: int) -> None:
+    exit_code, _, err = run_to_end("run", target, "--json")
+    assert exit_code == code
+    [record] = [json.loads(line) for line in err.splitlines()]
+    assert record["record"]["level"]["name"] == "CRITICAL"
+    assert "launcher_fixtures" in record["text"]
+
+
 def test_json_and_a_status_line_exclude_each_other() -> None:
     code, _, err = run_to_end("run", "launcher_fixtures.apps:tree", "--json", "--status", "on")
     assert code == 2

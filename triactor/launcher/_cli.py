@@ -18,9 +18,9 @@ import trio
 
 from .._errors import RestartIntensityExceeded
 from .._logging import logger
-from ..remote import Cluster
 from ..actors import ActorSystem
 from ..diagnostics import MetricsPortError
+from ..remote import Cluster
 from ..supervision import Supervisor
 from ._introspection import (
     NotATriactorProcess,
