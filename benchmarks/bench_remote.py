@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import trio
-from triactor.remote._redis import open_connection
-from triactor.remote._server import PrivateServer
 
 import triactor
 from triactor import Actor, handler, open_actor_system
 from triactor.remote._codec import Kind
+from triactor.remote._redis import open_connection
+from triactor.remote._server import PrivateServer
 
 from ._remote_sink import Count, Echo, Sink, Tick
 from ._table import print_table, verdict

@@ -16,7 +16,6 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from triactor.remote._redis import open_connection
 
 import triactor
 from tests.polling import eventually
@@ -31,6 +30,7 @@ from triactor import (
     handler,
     open_actor_system,
 )
+from triactor.remote._redis import open_connection
 
 pytestmark = pytest.mark.redis
 

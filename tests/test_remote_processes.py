@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 import trio
-from triactor.remote._redis import open_connection
 
 import triactor
 from tests.polling import eventually
 from tests.remote_actors import AskVia, Echo, Fail, Job, KillNode, Slow, Worker
 from triactor import AskCycleError, DeadLetterReason, RemoteError, open_actor_system
+from triactor.remote._redis import open_connection
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
