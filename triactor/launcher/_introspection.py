@@ -113,6 +113,7 @@ def status_json(system: ActorSystem) -> dict[str, Any]:
             "snapshot": [
                 attrs.asdict(snap) for snap in system.snapshot(stacks_older_than=STACK_AGE)
             ],
+            "cluster": [attrs.asdict(export) for export in system.cluster_statistics()],
         },
     }
 
