@@ -44,6 +44,7 @@ __all__ = [
     "logger",
     "message_contents",
     "remove_sink",
+    "settings",
     "use_loguru",
 ]
 
