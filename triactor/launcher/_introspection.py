@@ -142,9 +142,18 @@ def _socket_path() -> Path | None:
         directory.mkdir(mode=0o700, exist_ok=True)
     if not _private(directory):
         return None
+    _remove_stale_sockets(directory)
     path = directory / f"{os.getpid()}-{next(_numbers)}.sock"
     path.unlink(missing_ok=True)  # left by an earlier process with the same pid
     return path
+
+
+def _remove_stale_sockets(directory: Path) -> None:
+    """Remove the sockets of processes that ended without removing them (killed)."""
+    for path in directory.glob("*-*.sock"):
+        pid = path.name.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            path.unlink(missing_ok=True)
 
 
 async def serve_status(
