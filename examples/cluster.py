@@ -195,6 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     logger.remove()  # the report is the output: show only warnings and errors besides it
     logger.add(sys.stderr, level="WARNING", diagnose=False)
+    triactor.configure_logging(to="loguru")  # triactor's records go to that sink too
     if args.role:
         node_main(args.role, args.url, args.cluster)
         return

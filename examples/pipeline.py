@@ -35,6 +35,7 @@ import attrs
 import trio
 from loguru import logger
 
+import triactor
 from triactor import (
     Actor,
     ActorRef,
@@ -47,6 +48,7 @@ from triactor import (
     handler,
     open_actor_system,
 )
+from triactor.launcher import StatusLine
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -235,25 +237,38 @@ def build_tree(api: PriorityPool) -> Supervisor:
 
 
 class Progress:
-    """A live status line on a terminal; a line per second otherwise."""
+    """Live progress at the bottom of a terminal, log lines scrolling above it.
+
+    One writer owns the terminal (triactor's ``StatusLine``): a log line first erases the
+    progress line, then draws it again below, so the two never run into each other. When
+    stderr is not a terminal: a progress line per second on stdout, log lines as they come.
+    """
 
     def __init__(self) -> None:
-        self.live = sys.stdout.isatty()
+        self.line = StatusLine(sys.stderr, enabled=sys.stderr.isatty())
         self.last_line = 0.0
 
+    def write(self, text: str) -> None:
+        """The log sink: write a log line above the progress line."""
+        self.line.write(text)
+
     def show(self, text: str, final: bool = False) -> None:
-        if self.live:
-            print(f"\r{text}\x1b[K", end="\n" if final else "", flush=True)
+        """Show the progress ``text``; the ``final`` one stays, on stdout."""
+        if self.line.enabled and not final:
+            self.line.show(text)
         elif final or time.monotonic() - self.last_line >= 1.0:
+            self.line.clear()
             self.last_line = time.monotonic()
             print(text, flush=True)
 
 
-async def run_pipeline(items: int, seed: int, *, progress: bool = True) -> dict[str, object]:
+async def run_pipeline(
+    items: int, seed: int, *, progress: bool | Progress = True
+) -> dict[str, object]:
     """Run the pipeline over ``items`` documents; return the report's numbers."""
     api = PriorityPool(2, classes={"urgent": 0.0, "bulk": 0.3}, rate=60.0, burst=2)
     started = time.monotonic()
-    display = Progress()
+    display = progress if isinstance(progress, Progress) else Progress()
     async with open_actor_system() as system:
         await system.spawn(build_tree(api))
         source, sink, parser = (system.lookup(n) for n in ("source", "sink", "parser"))
@@ -333,6 +348,10 @@ def _short_log_line(record: Record) -> str:
     return "{time:HH:mm:ss.SSS} {level: <7} {message}\n"
 
 
+def _log_line_with_traceback(record: Record) -> str:
+    return "{time:HH:mm:ss.SSS} {level: <7} {message}\n{exception}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run the pipeline, print the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -343,12 +362,20 @@ def main(argv: list[str] | None = None) -> None:
         "--verbose", action="store_true", help="full logs, with every crash's traceback"
     )
     args = parser.parse_args(argv)
-    if not args.verbose:
-        # This program owns its logging (the library adds no sinks): one line per warning or
-        # crash, without the tracebacks that --verbose shows.
-        logger.remove()
-        logger.add(sys.stderr, level="WARNING", format=_short_log_line)
-    run = functools.partial(run_pipeline, progress=not args.quiet)
+    display = Progress()
+    # This program owns its output (the library adds no sinks): triactor's records go to
+    # loguru, whose one sink writes above the progress line. One line per warning or crash;
+    # --verbose adds INFO lines and every traceback, in full.
+    triactor.configure_logging(to="loguru", full_tracebacks=args.verbose)
+    logger.remove()
+    logger.add(
+        display.write,
+        level="INFO" if args.verbose else "WARNING",
+        format=_log_line_with_traceback if args.verbose else _short_log_line,
+        backtrace=False,
+        diagnose=False,  # never show variable values (documents, secrets) in tracebacks
+    )
+    run = functools.partial(run_pipeline, progress=False if args.quiet else display)
     report = trio.run(run, args.items, args.seed)
     print_report(report)
 

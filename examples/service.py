@@ -34,6 +34,7 @@ import argparse
 import functools
 import json
 import signal
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -43,6 +44,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from loguru import logger
 
+import triactor
 from triactor import (
     Actor,
     ActorStopped,
@@ -352,6 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capacity", type=int, default=16, help="agent mailbox capacity")
     args = parser.parse_args(argv)
     config = ServiceConfig(ask_timeout=args.ask_timeout, mailbox_capacity=args.capacity)
+    # The program, not the library, decides where logs go: one loguru sink for the service's
+    # lines and triactor's, without variable values in tracebacks (they may hold secrets).
+    logger.remove()
+    logger.add(sys.stderr, level="INFO", backtrace=False, diagnose=False)
+    triactor.configure_logging(to="loguru")
     trio.run(_main, config, args.host, args.port)
 
 

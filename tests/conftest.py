@@ -7,14 +7,19 @@ test where time matters.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from loguru import logger
 from redis_support import private_server, session_server_url, unique_prefix
 
 import triactor
+from triactor import _logging as triactor_logging
 from triactor import open_actor_system
 from triactor.remote._server import PrivateServer
+
+if TYPE_CHECKING:
+    from loguru import Message
 
 
 @pytest.fixture
@@ -26,13 +31,19 @@ async def system() -> AsyncIterator[triactor.ActorSystem]:
 
 @pytest.fixture
 def log_records() -> Iterator[list[dict[str, object]]]:
-    """Every loguru record emitted during the test (the sink is removed afterwards)."""
+    """Every loguru record emitted during the test, by triactor or through loguru's logger."""
     records: list[dict[str, object]] = []
-    sink_id = logger.add(lambda message: records.append(message.record), level="DEBUG")
+
+    def keep(message: Message) -> None:
+        records.append(message.record)  # type: ignore[arg-type]
+
+    triactor_sink = triactor_logging.add_sink(keep, level=10)
+    global_sink = logger.add(keep, level="DEBUG")
     try:
         yield records
     finally:
-        logger.remove(sink_id)
+        logger.remove(global_sink)
+        triactor_logging.remove_sink(triactor_sink)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ each ``python -m examples.NAME`` program runs to its end."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import trio
 import trio.testing
 
 from examples import fanout, pipeline
+from triactor.launcher import StatusLine
 
 ROOT = Path(__file__).parents[1]
 
@@ -78,3 +80,16 @@ def test_cluster_example_runs_the_pipeline_across_three_processes(redis_url: str
     pids = {line.split("pid ")[1].split(",")[0] for line in report.splitlines() if "pid " in line}
     assert len(pids) == 3  # three processes did the work
     assert "fetched 80" in report
+
+
+def test_pipeline_log_lines_are_written_above_its_progress_line() -> None:
+    display = pipeline.Progress()
+    terminal = io.StringIO()
+    display.line = StatusLine(terminal, enabled=True)
+    display.show("processed 1/10")
+    display.write("12:00:00.000 ERROR   child /pipeline/parser crashed\n")
+    assert terminal.getvalue() == (
+        "\r\x1b[Kprocessed 1/10"  # the progress line
+        "\r\x1b[K12:00:00.000 ERROR   child /pipeline/parser crashed\n"  # erased, the log line
+        "processed 1/10"  # and the progress line again, below it
+    )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -318,9 +320,9 @@ def test_status_prints_every_actor_of_a_running_tree(launch: type[Child]) -> Non
     assert "app [idle]" in out
     assert "worker [processing] handling Job for" in out
     assert "mailbox 19" in out
-    child.wait_for("worker [processing]")  # SIGUSR1 also writes the report to stderr
     child.send(signal.SIGTERM)
     assert child.finish() == 0
+    assert "triactor pid" not in "".join(child.stderr)  # asked through its socket, not SIGUSR1
 
 
 def test_status_of_a_missing_process_exits_2() -> None:
@@ -359,3 +361,202 @@ def test_metrics_port_serves_prometheus_text(launch: type[Child]) -> None:
     assert 'triactor_mailbox_depth{actor="/app/worker"} 19' in body
     child.send(signal.SIGTERM)
     assert child.finish() == 0
+
+
+# -- logs and terminal output --------------------------------------------------------------------
+
+SECRET = "sk-live-123456"  # launcher_fixtures.secrets.SECRET
+TIMESTAMP = re.compile(
+    r"^\d\d:\d\d:\d\d\.\d\d\d (TRACE|DEBUG|INFO|SUCCESS|WARNING|ERROR|CRITICAL) "
+)
+
+
+def log_records_of(err: str) -> list[str]:
+    """The text log records in ``err``: each starts with a timestamp line."""
+    records: list[list[str]] = []
+    for line in err.splitlines():
+        if TIMESTAMP.match(line):
+            records.append([line])
+        elif records and line and not line.startswith("triactor: "):
+            records[-1].append(line)
+        else:
+            break  # the report after the logs
+    return ["\n".join(record) for record in records]
+
+
+@pytest.mark.parametrize("options", [(), ("--json",)], ids=["text", "json"])
+def test_no_secret_in_any_output_by_default(options: tuple[str, ...]) -> None:
+    code, out, err = run_to_end(
+        "run", "launcher_fixtures.secrets:shop", "--log-level", "DEBUG", *options
+    )
+    assert code == 1
+    assert "dead letter: Refund for /shop/payments (no handler)" in err
+    assert "dead letter: Charge for /shop/payments (actor crashed while handling it)" in err
+    assert "card declined" in err and "gave up" in err
+    assert SECRET not in out + err
+
+
+def test_message_contents_are_an_opt_in() -> None:
+    _, _, err = run_to_end("run", "launcher_fixtures.secrets:shop", "--message-contents")
+    assert f"dead letter: Refund(card_token='{SECRET}') for /shop/payments" in err
+
+
+def test_no_secret_in_status_snapshots(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.secrets:vault", "--status", "off")
+    child.wait_for("tree /bank started")
+    code, out, err = run_to_end("status", str(child.proc.pid))
+    assert code == 0, err
+    assert "vault [processing] handling Deposit" in out
+    child.send(signal.SIGUSR1)
+    child.wait_for("triactor pid")
+    child.send(signal.SIGTERM)
+    assert child.finish() == 0
+    assert "vault [processing] handling Deposit" in child.output()
+    assert SECRET not in out + child.output()
+
+
+def test_a_crash_is_one_compact_record_and_verbose_shows_it_all() -> None:
+    _, _, err = run_to_end("run", "launcher_fixtures.secrets:shop")
+    [crash] = [r for r in log_records_of(err) if "crashed:" in r]
+    assert len(crash.splitlines()) < 25, crash
+    assert "in charge" in crash and "_cell.py" not in crash
+    assert crash.splitlines()[-1] == "raised in actor '/shop/payments' while handling Charge"
+    _, _, err = run_to_end("run", "launcher_fixtures.secrets:shop", "--verbose")
+    [crash] = [r for r in log_records_of(err) if "crashed:" in r]
+    assert "_cell.py" in crash
+
+
+def test_a_repeated_constructor_failure_is_reported_once_with_a_count() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.secrets:typo")
+    assert code == 1
+    records = log_records_of(err)
+    assert sum("failed to start" in r for r in records) == 2  # the first, then the count
+    assert "failed to start 4 times in a row this same way" in records[-1]
+    assert "Traceback" not in records[-1]
+    assert "During handling" not in err and "[the same exception" not in err
+    assert err.count("unexpected keyword argument 'rte'\n") == 2  # the log and the report
+    assert len(err.splitlines()) < 40
+
+
+def test_status_of_a_process_that_is_not_triactor_leaves_it_alone() -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        code, out, err = run_to_end("status", str(sleeper.pid))
+        assert code == 2
+        assert out == ""
+        assert err.count("\n") == 1 and f"process {sleeper.pid} runs no triactor tree" in err
+        assert sleeper.poll() is None  # still running: nothing was sent to it
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_json_output_is_json_lines_through_a_sigusr1_snapshot(launch: type[Child]) -> None:
+    child = launch("run", "launcher_fixtures.secrets:vault", "--json")
+    child.wait_for("tree /bank started")
+    child.send(signal.SIGUSR1)
+    child.wait_for('"status"')
+    child.send(signal.SIGTERM)
+    assert child.finish() == 0
+    lines = [json.loads(line) for line in child.stderr]  # every line parses
+    [report] = [line for line in lines if "status" in line]
+    assert report["text"].startswith(f"triactor pid {child.proc.pid}: 2 actors")
+    [vault] = [s for s in report["status"]["snapshot"] if s["path"] == "/bank/vault"]
+    assert vault["current_message_type"] == "Deposit"
+    assert all("text" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [("launcher_fixtures.nope:tree", 2), ("launcher_fixtures.broken:tree", 1)],
+)
+def test_json_errors_are_json_lines_too(target: str, code: int) -> None:
+    exit_code, _, err = run_to_end("run", target, "--json")
+    assert exit_code == code
+    [record] = [json.loads(line) for line in err.splitlines()]
+    assert record["record"]["level"]["name"] == "CRITICAL"
+    assert "launcher_fixtures" in record["text"]
+
+
+def test_json_and_a_status_line_exclude_each_other() -> None:
+    code, _, err = run_to_end("run", "launcher_fixtures.apps:tree", "--json", "--status", "on")
+    assert code == 2
+    assert err.count("\n") == 1 and "--status on cannot be used with --json" in err
+
+
+def test_the_status_line_never_runs_into_log_lines_or_snapshots(tmp_path: Path) -> None:
+    # Raw bytes: a text-mode pipe would turn each "\r" into a line break.
+    stderr_path = tmp_path / "stderr"
+
+    def wait_for(text: bytes) -> None:
+        deadline = time.monotonic() + WAIT
+        while text not in stderr_path.read_bytes():
+            assert time.monotonic() < deadline, f"no {text!r} in {stderr_path.read_bytes()!r}"
+            time.sleep(0.02)
+
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*triactor_command(), "run", "launcher_fixtures.secrets:vault", "--status", "on"],
+            cwd=TESTS_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_for(b"tree /bank started")
+        wait_for(b"running 0:00:0")  # the status line is drawn
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(b"triactor pid")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    raw = stderr_path.read_bytes().decode()
+    # What a terminal shows of each line: the text after the last erase.
+    shown = [line.rsplit("\r\x1b[K", 1)[-1] for line in raw.split("\n")]
+    assert any(line.startswith("triactor pid") for line in shown), raw
+    for line in shown:
+        if "triactor pid" in line:
+            assert line.startswith("triactor pid"), repr(line)
+        if " INFO " in line:
+            assert TIMESTAMP.match(line), repr(line)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_bad_port_is_a_one_line_error(port: str) -> None:
+    code, out, err = run_to_end("run", "launcher_fixtures.apps:tree", "--metrics-port", port)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1, err
+    assert f"argument --metrics-port: expected a TCP port from 0 to 65535, got {port!r}" in err
+
+
+def test_a_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run_to_end(
+            "run", "launcher_fixtures.apps:tree", "--metrics-port", str(port)
+        )
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"triactor: error: cannot serve metrics on 127.0.0.1:{port}: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "launcher_fixtures.apps:tree", "--shutdown-timeout", "soon"), "expected a number"),
+        (("run", "launcher_fixtures.apps:tree", "--blocking-threshold", "inf"), "finite"),
+        (("run", "launcher_fixtures.apps:tree", "--blocking-threshold", "nan"), ">= 0 seconds"),
+        (("status", "1", "--timeout", "0"), "more than 0 seconds"),
+        (("status", "-5"), "expected a process id"),
+        (("run", "launcher_fixtures.apps:tree", "--log-level", "LOUD"), "invalid choice"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str) -> None:
+    code, out, err = run_to_end(*args)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1, err
+    assert message in err

@@ -14,6 +14,7 @@ from ._errors import (
     RemoteError,
     RestartIntensityExceeded,
 )
+from ._logging import configure_logging
 from .actors import (
     Actor,
     ActorRef,
@@ -92,6 +93,7 @@ __all__ = [
     "Supervisor",
     "SystemStatistics",
     "Terminated",
+    "configure_logging",
     "handler",
     "open_actor_system",
     "run",

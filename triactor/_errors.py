@@ -86,8 +86,12 @@ class RestartIntensityExceeded(ActorError):
         self.last_error = last_error
 
     def report(self) -> str:
-        """A multi-line report for a person: who gave up, why, and the last traceback."""
-        import traceback
+        """A multi-line report for a person: who gave up, why, and the last traceback.
+
+        The traceback is compact (triactor's frames folded) unless
+        ``triactor.configure_logging(full_tracebacks=True)``; it never shows variable values.
+        """
+        from ._logging import format_exception
 
         lines = [
             f"Supervisor {self.supervisor} gave up.",
@@ -100,7 +104,7 @@ class RestartIntensityExceeded(ActorError):
         else:
             lines.append(f"  last error: {self.last_error!r}")
             lines.append("")
-            lines.extend(line.rstrip("\n") for line in traceback.format_exception(self.last_error))
+            lines.append(format_exception(self.last_error))
         lines.append("What to do: fix the cause of the crashes above, or raise the supervisor's")
         lines.append("max_restarts/within if such crashes are expected.")
         return "\n".join(lines)

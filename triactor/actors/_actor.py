@@ -162,7 +162,12 @@ class Actor:
 
     @property
     def log(self) -> Logger:
-        """A loguru logger bound with ``actor=<path>``."""
+        """A loguru logger bound with ``actor=<path>``.
+
+        Its records go where triactor's own go: to the standard ``logging`` module under the
+        actor's module name by default, or to loguru's sinks (``triactor.configure_logging``,
+        and under the ``triactor`` command).
+        """
         return self._triactor_cell.log
 
     def stop(self) -> None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import outcome
 import trio
-from loguru import logger
 from trio.lowlevel import checkpoint
 
 from .._errors import ActorStopped, MailboxFull, NoHandler
 from .._groups import unwrapped_group
+from .._logging import logger
 from ..mailbox import EMPTY, Mailbox, Overflow
 from ..pools._context import default_priority
 from ..pools._owner import default_owner

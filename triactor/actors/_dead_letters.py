@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import final
 
 import attrs
-from loguru import logger
+
+from .._logging import enabled, logger, message_contents
 
 __all__ = ["DeadLetter", "DeadLetterReason", "DeadLetters"]
 
@@ -49,6 +50,9 @@ class DeadLetterReason(enum.Enum):
     UNSENT = "unsent: the cluster was unreachable when the system stopped"
 
 
+_QUIET, _LOUD = ("DEBUG", 10), ("WARNING", 30)  # loguru's names; the numbers are logging's too
+
+
 @final
 @attrs.frozen
 class DeadLetter:
@@ -76,8 +80,10 @@ class DeadLetters:
     """The system's record of undelivered messages: a total count and the most recent entries.
 
     ``count`` is exact since the system started; iterating yields the last ``keep`` entries,
-    oldest first. Each entry is logged (at DEBUG for drops by an overflow policy the actor chose,
-    at WARNING otherwise) with the actor, the message type and the reason.
+    oldest first. Each entry is logged with the actor, the message type and the reason (the
+    message's contents only with ``triactor.configure_logging(message_contents=True)``): at
+    DEBUG for drops by an overflow policy the actor chose and for the message of a crash (the
+    crash's own record names it), at WARNING otherwise. A record nobody would see is not made.
 
     Users get this object as ``system.dead_letters``; they never construct it.
     """
@@ -121,15 +127,21 @@ class DeadLetters:
         self._count += 1
         self._by_reason[reason] += 1
         self._recent.append(DeadLetter(target, message, reason, detail, error))
-        level = (
-            "DEBUG"
-            if reason in (DeadLetterReason.DROPPED_NEWEST, DeadLetterReason.DROPPED_OLDEST)
-            else "WARNING"
+        # At DEBUG: drops the actor's own overflow policy chose, and the message a crash was
+        # handling (the crash is logged on its own, naming it).
+        level, number = (
+            _QUIET
+            if reason is DeadLetterReason.DROPPED_NEWEST
+            or reason is DeadLetterReason.DROPPED_OLDEST
+            or reason is DeadLetterReason.CRASHED
+            else _LOUD
         )
+        if not enabled(__name__, number):
+            return  # overflow drops may come by the thousand: no record nobody would see
         logger.bind(actor=target).opt(exception=error).log(
             level,
             "dead letter: {} for {} ({}){}",
-            type(message).__name__,
+            repr(message) if message_contents() else type(message).__qualname__,
             target,
             reason.value,
             f": {detail}" if detail else "",

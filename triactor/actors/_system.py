@@ -11,10 +11,10 @@ import attrs
 import cattrs
 import outcome
 import trio
-from loguru import logger
 
 from .._errors import ActorNotFound, ActorStopped, RestartIntensityExceeded
 from .._groups import unwrapped_group
+from .._logging import logger
 from ..mailbox import Overflow
 from ._actor import Actor, valid_resume_on, validate_options
 from ._cell import ActorCell, ExitReason

@@ -13,9 +13,9 @@ from typing import Any, Literal, final
 
 import attrs
 import trio
-from loguru import logger
 
 from .._errors import ActorError
+from .._logging import logger
 from ..actors._cell import current_cell
 from ._stacks import format_frames, user_frame
 

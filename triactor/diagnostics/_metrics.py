@@ -6,15 +6,22 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import trio
-from loguru import logger
 
+from .._logging import logger
 from ._snapshot import ActorSnapshot
 
 if TYPE_CHECKING:
     from ..actors import ActorSystem
     from ..pools import PriorityPool
 
-__all__ = ["render_metrics", "serve_metrics"]
+__all__ = ["MetricsPortError", "render_metrics", "serve_metrics"]
+
+
+class MetricsPortError(OSError):
+    """:func:`serve_metrics` could not listen on its port (in use, or not allowed).
+
+    The message names the address and the reason; ``errno`` is the system's error number.
+    """
 
 
 def _escape(value: str) -> str:
@@ -193,9 +200,20 @@ async def serve_metrics(
     default; pass ``host="0.0.0.0"`` to expose it.
 
     Raises:
-        OSError: if the port cannot be bound.
+        MetricsPortError: (an ``OSError``) if the port cannot be bound.
+        ValueError: if ``port`` is not a TCP port number (0 to 65535).
     """
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"serve_metrics needs a TCP port number from 0 to 65535, got {port!r}")
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        error = MetricsPortError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
+            "choose another port (0 picks a free one)"
+        )
+        error.errno = exc.errno
+        raise error from exc
     bound = listeners[0].socket.getsockname()[1]
     logger.info("metrics at http://{}:{}/metrics", host, bound)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json as jsonlib
 import math
 import os
 import signal
@@ -11,15 +12,23 @@ import sys
 import traceback
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import trio
-from loguru import logger
 
 from .._errors import RestartIntensityExceeded
+from .._logging import logger
+from ..actors import ActorSystem
+from ..diagnostics import MetricsPortError
 from ..remote import Cluster
 from ..supervision import Supervisor
-from ._introspection import request_status
+from ._introspection import (
+    NotATriactorProcess,
+    StatusWriter,
+    render_status,
+    request_status,
+    status_json,
+)
 from ._loading import TargetError, TargetFailed, build_tree
 from ._logging import LEVELS, configure_logging
 from ._run import Monitor, RunResult, run_tree
@@ -61,13 +70,59 @@ once by a second signal N (130 for SIGINT, 143 for SIGTERM).
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``triactor run: error: ...``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _seconds(text: str) -> float:
+    """A number of seconds >= 0; ``inf`` for no limit."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _finite_seconds(text: str) -> float:
+    """A finite number of seconds >= 0."""
+    value = _seconds(text)
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0."""
+    value = _finite_seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _pid(text: str) -> int:
+    """A process id (a positive integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a process id (a positive number), got {text!r}")
     return value
 
 
@@ -80,7 +135,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line parser of ``triactor`` (its ``run`` and ``tree`` subcommands)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="triactor",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -105,7 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the least severe log level shown: {', '.join(LEVELS)} (default: INFO)",
     )
     run.add_argument(
-        "--json", action="store_true", help="write logs as JSON lines (one record per line)"
+        "--json",
+        action="store_true",
+        help="write everything on stderr as JSON lines: log records, the SIGUSR1 snapshot, "
+        "errors and the final report",
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show whole tracebacks; by default a crash shows the application's frames and "
+        "folds triactor's",
+    )
+    run.add_argument(
+        "--message-contents",
+        action="store_true",
+        help="include the contents of messages in log lines (dead letters); off by default, "
+        "as messages may hold personal data or secrets",
     )
     run.add_argument(
         "--shutdown-timeout",
@@ -120,11 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "on", "off"),
         default="auto",
         help="the live status line on stderr: auto shows it only when stderr is a terminal "
-        "and logs are not JSON (default: auto)",
+        "and logs are not JSON; it cannot be on with --json (default: auto)",
     )
     run.add_argument(
         "--blocking-threshold",
-        type=_seconds,
+        type=_finite_seconds,
         default=_DEFAULT_BLOCKING_THRESHOLD,
         metavar="SECONDS",
         help="warn (with the line and the stack) when a task holds the event loop this long "
@@ -132,10 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=None,
         metavar="PORT",
-        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0: any free port)",
     )
     run.add_argument(
         "--cluster",
@@ -163,14 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status",
-        help="print what every actor of a running `triactor run` process is doing",
-        description="Ask the `triactor run` process PID (by SIGUSR1) for a snapshot of its "
-        "actors: state, mailbox, counts, the message being handled and for how long, and the "
-        "await stacks of handlers busy for a second or more.",
+        help="print what every actor of a running triactor process is doing",
+        description="Ask the process PID for a snapshot of its actors: state, mailbox, counts, "
+        "the type of the message being handled and for how long, and the await stacks of "
+        "handlers busy for a second or more. It reads the status socket that `triactor run`, "
+        "triactor.run and start_in_thread open (in a directory private to your user) and "
+        "sends no signal: a process that runs no triactor tree is refused (exit 2) and left "
+        "alone.",
     )
-    status.add_argument("pid", type=int, metavar="PID", help="the process id of `triactor run`")
+    status.add_argument("pid", type=_pid, metavar="PID", help="the process id")
     status.add_argument(
-        "--timeout", type=_seconds, default=5.0, metavar="SECONDS", help="default: 5"
+        "--timeout",
+        type=_positive_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the answer (default: 5)",
     )
     status.set_defaults(handler=_status_command)
 
@@ -216,11 +293,22 @@ def _user_traceback(error: BaseException) -> str:
     return "".join(summary.format()).rstrip("\n")
 
 
-def _report_failed_target(failure: TargetFailed) -> int:
+def _report_failed_target(failure: TargetFailed, *, json: bool = False) -> int:
+    if json:
+        logger.opt(exception=failure.__cause__).critical("{}", failure)
+        return EXIT_FAILED
     _error(str(failure))
     if failure.__cause__ is not None:
         print(_user_traceback(failure.__cause__), file=sys.stderr)
     return EXIT_FAILED
+
+
+def _fail(message: str, *, json: bool) -> None:
+    """A run's fatal error: one line, or one JSON record under ``--json``."""
+    if json:
+        logger.critical("{}", message)
+    else:
+        _error(message)
 
 
 def _report_gave_up(error: RestartIntensityExceeded, *, json: bool) -> int:
@@ -253,7 +341,9 @@ def exit_code(result: RunResult) -> int:
         return EXIT_UNCLEAN
 
 
-async def _run_target(args: argparse.Namespace, monitor: Monitor) -> RunResult:
+async def _run_target(
+    args: argparse.Namespace, monitor: Monitor, status_report: StatusWriter
+) -> RunResult:
     tree = await build_tree(args.target)
     return await run_tree(
         tree,
@@ -263,6 +353,7 @@ async def _run_target(args: argparse.Namespace, monitor: Monitor) -> RunResult:
         blocking_threshold=args.blocking_threshold or None,
         metrics_port=args.metrics_port,
         cluster=args.cluster,
+        status_report=status_report,
     )
 
 
@@ -279,10 +370,25 @@ def _status_command(args: argparse.Namespace) -> int:
     except ProcessLookupError:
         _error(f"no process {args.pid}")
         return EXIT_USAGE
-    except (PermissionError, TimeoutError) as exc:
+    except NotATriactorProcess as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:  # a timeout, a refused or broken connection
         _error(str(exc))
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _status_writer(status: StatusLine, *, json: bool) -> StatusWriter:
+    """What SIGUSR1 does under ``triactor run``: the snapshot, through the status line."""
+
+    def write(system: ActorSystem) -> None:
+        if json:
+            status.write(jsonlib.dumps(status_json(system)) + "\n")
+        else:
+            status.write(render_status(system))
+
+    return write
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -291,23 +397,36 @@ def _run_command(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         _error(f"--cluster: {exc}")
         return EXIT_USAGE
+    if args.json and args.status == "on":
+        _error("--status on cannot be used with --json: JSON output holds no status line")
+        return EXIT_USAGE
     tty = _isatty(sys.stderr)
     status = StatusLine(
         sys.stderr,
         enabled=args.status == "on" or (args.status == "auto" and tty and not args.json),
     )
-    configure_logging(status.write, level=args.log_level, json=args.json, colorize=tty)
+    configure_logging(
+        status.write,
+        level=args.log_level,
+        json=args.json,
+        colorize=tty,
+        full_tracebacks=args.verbose,
+        message_contents=args.message_contents,
+    )
     try:
-        result = trio.run(_run_target, args, status.run)
+        result = trio.run(_run_target, args, status.run, _status_writer(status, json=args.json))
     except TargetError as exc:
-        _error(str(exc))
+        _fail(str(exc), json=args.json)
         return EXIT_USAGE
     except TargetFailed as exc:
-        return _report_failed_target(exc)
+        return _report_failed_target(exc, json=args.json)
     except RestartIntensityExceeded as exc:
         return _report_gave_up(exc, json=args.json)
+    except MetricsPortError as exc:
+        _fail(str(exc), json=args.json)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        _error("interrupted before the tree started")
+        _fail("interrupted before the tree started", json=args.json)
         return 128 + signal.SIGINT.value
     except Exception as exc:
         logger.opt(exception=exc).critical("the tree failed: {!r}", exc)

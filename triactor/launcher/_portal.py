@@ -327,6 +327,10 @@ def start_in_thread(
     If the system failed (its root supervisor gave up), leaving the block raises that error;
     if the block itself raised, its exception propagates with a note about the failure.
 
+    It installs no signal handlers and writes nothing itself: its log records go to the
+    standard ``logging`` module (see ``triactor.configure_logging``). ``triactor status PID``
+    reads a snapshot of its actors through a Unix socket, without signalling the process.
+
     Args:
         tree: the root supervisor spec.
         shutdown_timeout: seconds the whole graceful shutdown may take before what is left is

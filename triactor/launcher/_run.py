@@ -18,12 +18,12 @@ from typing import Any, final
 
 import attrs
 import trio
-from loguru import logger
 
+from .._logging import logger
 from ..actors import ActorRef, ActorSystem, open_actor_system
 from ..diagnostics import detect_blocking, serve_metrics
 from ..supervision import Supervisor
-from ._introspection import report_on_signal
+from ._introspection import StatusWriter, report_on_signal, serve_status
 
 __all__ = ["Monitor", "RunResult", "RunningTree", "run", "run_tree"]
 
@@ -205,6 +205,7 @@ async def run_tree(
     blocking_threshold: float | None = None,
     metrics_port: int | None = None,
     cluster: Any = None,
+    status_report: StatusWriter | None = None,
     task_status: trio.TaskStatus[RunningTree] = trio.TASK_STATUS_IGNORED,
 ) -> RunResult:
     """Run ``tree`` in a new actor system until it stops; the async core of :func:`run`.
@@ -225,16 +226,19 @@ async def run_tree(
             holds the loop this many seconds or more; None: no detector.
         metrics_port: serve Prometheus metrics at ``http://127.0.0.1:PORT/metrics``.
         cluster: a :class:`~triactor.Cluster` or Redis URL to join (see ``open_actor_system``).
+        status_report: what SIGUSR1 does, with ``handle_signals``: called with the system;
+            default: print a snapshot of every actor to stderr.
 
-    With ``handle_signals``, SIGUSR1 writes a snapshot of every actor to stderr and to the
-    status file that ``triactor status PID`` reads.
+    While the tree runs, ``triactor status PID`` gets the same snapshot from a Unix socket in
+    a directory private to the user (no signal involved; see ``triactor status --help``).
 
     Returns:
         A :class:`RunResult`: who stopped the tree and whether it stopped gracefully.
 
     Raises:
         RestartIntensityExceeded: if the root supervisor gives up.
-        OSError: if ``metrics_port`` cannot be bound.
+        triactor.diagnostics.MetricsPortError: (an ``OSError``) if ``metrics_port`` cannot
+            be bound.
         TypeError, ValueError: for a bad ``shutdown_timeout``.
         Exception: whatever an actor's constructor or ``on_start`` raised at startup.
     """
@@ -243,7 +247,14 @@ async def run_tree(
         if blocking_threshold is not None:
             await stack.enter_async_context(detect_blocking(blocking_threshold))
         result = await _run_system(
-            tree, handle_signals, deadline, monitor, metrics_port, cluster, task_status
+            tree,
+            handle_signals,
+            deadline,
+            monitor,
+            metrics_port,
+            cluster,
+            status_report,
+            task_status,
         )
     return result
 
@@ -255,6 +266,7 @@ async def _run_system(
     monitor: Monitor | None,
     metrics_port: int | None,
     cluster: Any,
+    status_report: StatusWriter | None,
     task_status: trio.TaskStatus[RunningTree],
 ) -> RunResult:
     async with open_actor_system(cluster=cluster) as system, trio.open_nursery() as nursery:
@@ -262,7 +274,8 @@ async def _run_system(
         try:
             if handle_signals:
                 await nursery.start(_stop_on_signals, running)
-                await nursery.start(report_on_signal, system)
+                await nursery.start(report_on_signal, system, status_report)
+            await nursery.start(serve_status, system)
             if metrics_port is not None:
                 await nursery.start(serve_metrics, system, metrics_port)
             root = await running._start(tree)

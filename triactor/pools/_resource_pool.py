@@ -9,8 +9,8 @@ from typing import Final, Generic, Self, TypeVar, final
 
 import attrs
 import trio
-from loguru import logger
 
+from .._logging import logger
 from ._lease import Lease
 from ._priority_pool import _DEFAULT_CLASSES, PriorityPool, _positive_number
 from ._stats import PoolStatistics

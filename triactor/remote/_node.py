@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import outcome
 import trio
-from loguru import logger
 from trio.lowlevel import ParkingLot
 
 from .._errors import ActorError, ActorStopped, AskCycleError, MailboxFull, NoHandler, RemoteError
+from .._logging import logger
 from ..actors import Actor, ActorRef, DeadLetterReason
 from ..actors._ref import LocalActorRef
 from ..actors._request import Request

@@ -25,7 +25,6 @@ import attrs
 import hiredis
 import outcome
 import trio
-from loguru import logger
 from trio.lowlevel import (
     Abort,
     RaiseCancelT,
@@ -39,6 +38,7 @@ from trio.lowlevel import (
 )
 
 from .._groups import unwrapped_group
+from .._logging import logger
 
 __all__ = [
     "RedisAddress",

@@ -28,6 +28,7 @@ from .._groups import unwrapped_group
 from ..actors import Actor, ActorRef, handler
 from ..actors._cell import ActorCell, ActorState, ExitReason
 from ..actors._system_message import SystemMessage
+from ._repeats import StartFailures
 from ._spec import Backoff, ChildSpec, Restart, Strategy, Supervisor
 
 if TYPE_CHECKING:
@@ -301,6 +302,7 @@ class SupervisorActor(Actor):
         self._children = children
         self._nursery: trio.Nursery | None = None
         self._rng = random.Random()
+        self._start_failures = StartFailures()
         # Trio times of the restarts inside the intensity window; a restarted supervisor
         # starts with a fresh budget, as in OTP.
         self._restart_times: deque[float] = deque()
@@ -392,6 +394,9 @@ class SupervisorActor(Actor):
             child.error = exc
             raise
         child.started_at = trio.current_time()
+        failed = self._start_failures.clear(cell.path)
+        if failed > 1:
+            self.log.info("child {} started after failing {} times in a row", cell.path, failed)
 
     async def _run_child(
         self, child: _Child, instance: Actor, incarnation: int, task_status: trio.TaskStatus[None]
@@ -555,16 +560,24 @@ class SupervisorActor(Actor):
         times.append(now)
         return len(times)
 
-    async def _give_up(self, child: _Child, error: BaseException | None, count: int) -> None:
+    async def _give_up(
+        self, child: _Child, error: BaseException | None, count: int, repeats: int = 0
+    ) -> None:
         spec = self._spec
         what = f"{error!r}" if error is not None else "a normal exit"
+        again = (
+            f" (it failed to start {repeats} times in a row this same way, logged above)"
+            if repeats > 1
+            else ""
+        )
         message = (
-            f"supervisor {self.path!r} gave up: child {child.cell.path!r} exited after {what}, "
-            f"which would be restart {count} within {spec.within:g} s, over "
+            f"supervisor {self.path!r} gave up: child {child.cell.path!r} exited after {what}"
+            f"{again}, which would be restart {count} within {spec.within:g} s, over "
             f"max_restarts={spec.max_restarts}. All its children were stopped. Fix the cause "
             "of the crashes, or raise max_restarts/within if they are expected"
         )
-        self.log.opt(exception=error).error("{}", message)
+        # A repeated start failure's traceback was logged with its first occurrence.
+        self.log.opt(exception=None if repeats > 1 else error).error("{}", message)
         await self._stop_children(self._children.ordered())
         raise RestartIntensityExceeded(
             message,
@@ -591,6 +604,11 @@ class SupervisorActor(Actor):
         crashed = reason is ExitReason.CRASHED
         child.live = None
         child.state = ChildState.RESTARTING
+        repeats = 0
+        if crashed and during_start and error is not None:
+            repeats = self._start_failures.count(child.cell.path, error)
+        else:
+            self._start_failures.clear(child.cell.path)
         restart = child.restart
         if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not crashed):
             self._log_exit(child, reason, error, during_start, "not restarted (stopped for good)")
@@ -602,7 +620,7 @@ class SupervisorActor(Actor):
             return
         count = self._charge()
         if count > self._spec.max_restarts:
-            await self._give_up(child, error, count)  # logs the exit and the decision once
+            await self._give_up(child, error, count, repeats)  # logs exit and decision once
         group = self._restart_group(child)
         delay = self._backoff_delay(child, during_start=during_start)
         decision = (
@@ -610,7 +628,7 @@ class SupervisorActor(Actor):
             f"{f' in {delay:.3g} s' if delay else ''} "
             f"(restart {count} of {self._spec.max_restarts} within {self._spec.within:g} s)"
         )
-        self._log_exit(child, reason, error, during_start, decision)
+        self._log_exit(child, reason, error, during_start, decision, repeats)
         await self._stop_children([c for c in group if c is not child])
         for sibling in group:
             if sibling is not child and sibling.restart is Restart.TEMPORARY:
@@ -659,8 +677,19 @@ class SupervisorActor(Actor):
         error: BaseException | None,
         during_start: bool,
         decision: str,
+        repeats: int = 0,
     ) -> None:
-        if isinstance(error, RestartIntensityExceeded):
+        if repeats > 1:
+            # The same start failure again: its first occurrence was logged in full.
+            self.log.debug(
+                "child {} failed to start again the same way ({} times in a row); "
+                "supervisor {}: {}",
+                child.cell.path,
+                repeats,
+                self.path,
+                decision,
+            )
+        elif isinstance(error, RestartIntensityExceeded):
             # The child supervisor logged its give-up with the traceback already.
             self.log.error(
                 "child supervisor {} gave up (see above); supervisor {}: {}",
