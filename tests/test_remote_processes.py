@@ -191,7 +191,11 @@ async def test_sigkill_mid_stream_loses_nothing(
 
 
 async def test_client_kill_and_server_restart_lose_nothing(
-    private_redis: object, cluster_name: str, nodes: list[NodeProcess], tmp_path: Path
+    private_redis: object,
+    cluster_name: str,
+    nodes: list[NodeProcess],
+    tmp_path: Path,
+    log_records: list[dict[str, object]],
 ) -> None:
     url: str = private_redis.url  # type: ignore[attr-defined]
     workers = await start_nodes(nodes, url, cluster_name, tmp_path, 2)
@@ -216,6 +220,9 @@ async def test_client_kill_and_server_restart_lose_nothing(
     assert (await stream_state(url, cluster_name))[2] == 0
     for worker_node in workers:
         assert worker_node.stop() == 0
+    # Each outage is logged once by this node, not once per connection.
+    outages = [r for r in log_records if "is unreachable" in str(r["message"])]
+    assert len(outages) == 2, [r["message"] for r in outages]
 
 
 async def test_poison_goes_to_the_dead_letter_stream_while_others_flow(

@@ -117,7 +117,9 @@ class Feeder:
                 await self.node.ensure_group(self.key)
                 async with (
                     open_connection(
-                        self.node.address, name=f"triactor:{self.node.node}:feed"
+                        self.node.address,
+                        name=f"triactor:{self.node.node}:feed",
+                        outage_log=self.node.outage_log,
                     ) as conn,
                     trio.open_nursery() as nursery,
                 ):

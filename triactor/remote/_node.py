@@ -29,6 +29,7 @@ from ._feeder import Feeder, format_traceback, parse_entries, parse_read, payloa
 from ._keys import GROUP, RELEASED, Keys
 from ._outbox import Outbox
 from ._redis import (
+    OutageLog,
     RedisAddress,
     RedisConnection,
     RedisConnectionLost,
@@ -93,6 +94,8 @@ class Node:
         self.sent_replies = 0
         self.dead_lettered = 0
         self._replies_conn: RedisConnection | None = None
+        #: Shared by this node's connections: an outage of the server is logged once.
+        self.outage_log = OutageLog()
         self._replies_stopping = False
         self._replies_done = trio.Event()
 
@@ -524,7 +527,9 @@ class Node:
 
     async def _read_replies_forever(self) -> None:
         try:
-            async with open_connection(self.address, name=f"triactor:{self.node}:replies") as conn:
+            async with open_connection(
+                self.address, name=f"triactor:{self.node}:replies", outage_log=self.outage_log
+            ) as conn:
                 self._replies_conn = conn
                 await self._read_replies(conn)
         finally:
@@ -615,11 +620,13 @@ async def open_node(cluster: Cluster | str, system: ActorSystem) -> AsyncIterato
     """
     cluster = Cluster.coerce(cluster)
     address = RedisAddress.parse(cluster.url)
+    outage_log = OutageLog()  # the outage of the server is logged once for this node
     async with (
-        open_connection(address, name=f"triactor:{cluster.node}") as cmd,
+        open_connection(address, name=f"triactor:{cluster.node}", outage_log=outage_log) as cmd,
         trio.open_nursery() as nursery,
     ):
         node = Node(cluster, system, address, cmd, nursery)
+        node.outage_log = outage_log
         await cmd.execute("DEL", node.reply_key)  # replies to an earlier life of this name
         await node.heartbeat_once()
         nursery.start_soon(node._heartbeat_forever, name="triactor heartbeat")

@@ -320,6 +320,51 @@ def _check_name(name: str) -> None:
 
 
 @final
+class OutageLog:
+    """Reports an outage of one server once for a group of connections (one process's).
+
+    A process holds several connections to its server; when the server goes away they all
+    lose it. With a shared ``OutageLog`` the outage is logged once, at a warning when the first
+    connection loses the server and at info when the last one has it back, instead of once per
+    connection.
+    """
+
+    __slots__ = ("_down", "_resent", "_since")
+
+    def __init__(self) -> None:
+        self._down: set[int] = set()
+        self._since = 0.0
+        self._resent = 0
+
+    def lost(self, connection: object, address: object, error: BaseException | None) -> None:
+        """``connection`` lost the server (first call of an outage logs it)."""
+        if not self._down:
+            self._since = trio.current_time()
+            self._resent = 0
+            logger.warning(
+                "Redis at {} is unreachable ({}); reconnecting with backoff, and what is sent "
+                "meanwhile waits",
+                address,
+                f"{type(error).__name__}: {error}" if error is not None else "connection lost",
+            )
+        self._down.add(id(connection))
+
+    def restored(self, connection: object, address: object, resent: int) -> None:
+        """``connection`` has the server back (the last one of an outage logs it)."""
+        if id(connection) not in self._down:
+            return
+        self._down.discard(id(connection))
+        self._resent += resent
+        if not self._down:
+            logger.info(
+                "Redis at {} is reachable again after {:.2f} s; {} commands sent again",
+                address,
+                trio.current_time() - self._since,
+                self._resent,
+            )
+
+
+@final
 class RedisConnection:
     """One Redis connection shared by many tasks; comes from :func:`open_connection` (users
     never construct it).
@@ -349,10 +394,12 @@ class RedisConnection:
         *,
         name: str,
         on_reconnect: Callable[[], Awaitable[None]] | None,
+        outage_log: OutageLog | None = None,
     ) -> None:
         self.address = address
         self.client_id = 0
         self._name = name
+        self._outage_log = outage_log
         self._on_reconnect = on_reconnect
         # Commands not yet written (in order), and written ones waiting for their reply.
         self._pending: deque[_Command] = deque()
@@ -850,6 +897,9 @@ class RedisConnection:
             return
         self._outage_started = trio.current_time()
         self._outage_resent = 0
+        if self._outage_log is not None:
+            self._outage_log.lost(self, self.address, error)
+            return
         logger.warning(
             "Redis at {} is unreachable from connection {!r} ({}); retrying",
             self.address,
@@ -863,6 +913,9 @@ class RedisConnection:
         duration = trio.current_time() - self._outage_started
         self._outage_total += duration
         self._outage_started = None
+        if self._outage_log is not None:
+            self._outage_log.restored(self, self.address, self._outage_resent)
+            return
         logger.info(
             "Redis at {} is reachable again from connection {!r} after {:.2f} s; "
             "{} commands sent again",
@@ -954,6 +1007,8 @@ class RedisConnection:
     def _close(self) -> None:
         """Refuse new commands and wake every task still waiting for a reply."""
         self._closed = True
+        if self._outage_log is not None:
+            self._outage_log.restored(self, self.address, 0)  # no longer waits for the server
         closed = trio.ClosedResourceError(f"the Redis connection to {self.address} was closed")
         unanswered = 0
         for queue in (self._in_flight, self._pending, self._urgent):
@@ -984,6 +1039,7 @@ async def open_connection(
     *,
     name: str = "triactor",
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    outage_log: OutageLog | None = None,
 ) -> AsyncIterator[RedisConnection]:
     """Connect to Redis for the duration of the ``async with`` block.
 
@@ -1005,6 +1061,8 @@ async def open_connection(
         name: the client name the server shows (``CLIENT LIST``); printable ASCII, no spaces.
         on_reconnect: awaited after each reconnection, before the commands interrupted by the
             outage are sent again; commands it runs itself on this connection go first.
+        outage_log: shared by a process's connections, it logs an outage once for all of
+            them (by default each connection logs its own).
 
     Raises:
         ValueError: for a bad URL or name.
@@ -1015,7 +1073,9 @@ async def open_connection(
     elif not isinstance(address, RedisAddress):
         raise TypeError(f"address is a RedisAddress or a URL str, got {type(address).__name__}")
     _check_name(name)
-    connection = RedisConnection(address, name=name, on_reconnect=on_reconnect)
+    connection = RedisConnection(
+        address, name=name, on_reconnect=on_reconnect, outage_log=outage_log
+    )
     sock, reader = await connection._connect_with_backoff()
     connection._outage_ends()
     with unwrapped_group():
