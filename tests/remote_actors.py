@@ -97,3 +97,24 @@ class Greeter(Actor):
 
 #: ``triactor run tests.remote_actors:greeter_tree --cluster URL``
 greeter_tree = Supervisor("root", [ChildSpec(Greeter, name="greeter", export=True)])
+
+
+class Recorder(Actor):
+    """Records each job's id in ``$TRIACTOR_TEST_RECORDS/<node>.ids`` (for ``--workers``)."""
+
+    mailbox_capacity = 50
+
+    def __init__(self) -> None:
+        directory = os.environ["TRIACTOR_TEST_RECORDS"]
+        path = os.path.join(directory, f"{self.system.node}.ids")
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    @handler
+    async def job(self, msg: Job) -> None:
+        if msg.delay:
+            await trio.sleep(msg.delay)
+        os.write(self.fd, b"%d\n" % msg.id)
+
+
+#: ``triactor run tests.remote_actors:recorder_tree --workers N``
+recorder_tree = Supervisor("root", [ChildSpec(Recorder, name="recorder", export=True)])

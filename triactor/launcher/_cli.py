@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json as jsonlib
 import math
@@ -229,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="this process's node name in the cluster; give a stable one to a process that "
         "restarts (default: $TRIACTOR_NODE, else host and pid)",
     )
+    run.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        metavar="N",
+        help="run the tree in N worker processes joined to the cluster (a private server "
+        "when --cluster is not given): exported names become competing consumers, spread over "
+        "the cores; a worker that dies is restarted",
+    )
     run.set_defaults(handler=_run_command)
 
     status = commands.add_parser(
@@ -357,6 +367,80 @@ async def _run_target(
     )
 
 
+def _worker_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
+
+
+def _workers_command(args: argparse.Namespace) -> int:
+    """``triactor run TARGET --workers N``: supervise N worker processes of the tree."""
+    from ._workers import run_workers
+
+    if args.cluster is not None:
+        try:
+            Cluster(args.cluster, name=args.cluster_name)
+        except (TypeError, ValueError) as exc:
+            _error(f"--cluster: {exc}")
+            return EXIT_USAGE
+    if args.metrics_port is not None:
+        _error("--metrics-port serves one process; it cannot be combined with --workers")
+        return EXIT_USAGE
+    if args.cluster is None:
+        from ..remote._server import find_server_binary
+
+        try:
+            find_server_binary()  # before anything starts: say what to install
+        except FileNotFoundError as exc:
+            _error(str(exc))
+            return EXIT_USAGE
+    tty = _isatty(sys.stderr)
+
+    def write(text: str) -> None:
+        sys.stderr.write(text)
+
+    configure_logging(
+        write,
+        level=args.log_level,
+        json=args.json,
+        colorize=tty,
+        full_tracebacks=args.verbose,
+        message_contents=args.message_contents,
+    )
+    options = [
+        "--log-level",
+        args.log_level,
+        "--shutdown-timeout",
+        str(args.shutdown_timeout),
+        "--blocking-threshold",
+        str(args.blocking_threshold),
+        "--status",
+        "off",
+        *(["--json"] if args.json else []),
+    ]
+    try:
+        return trio.run(
+            functools.partial(
+                run_workers,
+                args.target,
+                args.workers,
+                cluster=args.cluster,
+                cluster_name=args.cluster_name,
+                node_prefix=args.node,
+                worker_options=options,
+            )
+        )
+    except FileNotFoundError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT.value
+
+
 def _cluster(args: argparse.Namespace) -> Cluster | None:
     """The cluster the options name, or None (validated: a bad one is a usage error)."""
     if args.cluster is None:
@@ -392,6 +476,8 @@ def _status_writer(status: StatusLine, *, json: bool) -> StatusWriter:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    if args.workers is not None:
+        return _workers_command(args)
     try:
         args.cluster = _cluster(args)
     except (TypeError, ValueError) as exc:

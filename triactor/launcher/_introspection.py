@@ -22,7 +22,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +40,7 @@ __all__ = [
     "render_status",
     "report_on_signal",
     "request_status",
+    "serve_report",
     "serve_status",
     "status_directory",
     "status_json",
@@ -164,6 +165,18 @@ async def serve_status(
     Reports the socket's path through ``task_status`` (None, after a warning, when the status
     directory is not private to this user or Unix sockets are missing: then nothing listens).
     """
+
+    async def render() -> str:
+        return render_status(system)
+
+    await serve_report(render, task_status=task_status)
+
+
+async def serve_report(
+    render: Callable[[], Awaitable[str]],
+    task_status: trio.TaskStatus[Path | None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Like :func:`serve_status`, with the report ``render()`` makes at each request."""
     path = _socket_path() if hasattr(socket, "AF_UNIX") else None
     if path is None:
         logger.warning(
@@ -184,7 +197,8 @@ async def serve_status(
                 async with stream:
                     with trio.move_on_after(_SEND_TIMEOUT):
                         with contextlib.suppress(trio.BrokenResourceError):
-                            await stream.send_all(render_status(system).encode())
+                            report = await render()
+                            await stream.send_all(report.encode())
     finally:
         sock.close()
         path.unlink(missing_ok=True)

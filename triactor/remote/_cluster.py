@@ -90,6 +90,7 @@ class Cluster:
     types: tuple[type, ...] = attrs.field(default=(), converter=tuple, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        from . import _node  # noqa: F401  (imported now, not later inside a running loop)
         from ._redis import RedisAddress
 
         RedisAddress.parse(self.url)  # raises ValueError naming the accepted forms

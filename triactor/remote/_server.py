@@ -235,6 +235,9 @@ class PrivateServer:
                 stdout=early_log,
                 stderr=early_log,
                 cwd=self._directory,
+                # A session of its own: a Ctrl-C at the terminal stops the program that owns
+                # the server, which stops the server last, after its clients have drained.
+                start_new_session=True,
             )
         deadline = time.monotonic() + _START_TIMEOUT
         last_answer = b""
