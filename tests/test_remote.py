@@ -470,3 +470,32 @@ async def test_a_remote_ask_that_expired_in_the_stream_is_not_handled(
                 "the expired ask dead-lettered",
             )
             assert scorer.statistics().processed == 0
+
+
+class Fragile(Actor):
+    """Crashes on ``Boom``; answers ``Score`` with the node's name."""
+
+    @handler
+    async def score(self, msg: Score) -> Scored:
+        return Scored(msg.value, self.system.node or "")
+
+    @handler
+    async def boom(self, msg: Boom) -> None:
+        raise ValueError(msg.text)
+
+
+async def test_an_exported_child_keeps_its_stream_across_restarts_of_its_subtree(
+    redis_url: str, cluster_name: str
+) -> None:
+    inner = triactor.Supervisor(
+        "inner", [triactor.ChildSpec(Fragile, name="fragile", export=True)], max_restarts=0
+    )
+    tree = triactor.Supervisor("outer", [inner], max_restarts=10)
+    async with node(redis_url, cluster_name, "a") as a, node(redis_url, cluster_name, "b") as b:
+        await a.spawn(tree)
+        fragile = b.remote("fragile", Fragile)
+        for round_ in range(3):  # each crash makes "inner" give up and "outer" restart it
+            await fragile.tell(Boom(f"crash {round_}"))
+            with trio.fail_after(10):
+                assert await fragile.ask(Score(round_)) == Scored(round_, "a")
+        assert a.cluster_statistics()[0].name == "fragile"
