@@ -414,6 +414,8 @@ class RedisConnection:
         # The tail of a partial write; the writer task sends it before anything else.
         self._unsent: memoryview | None = None
         self._parked: set[_Waiter] = set()
+        # Tasks parked in execute(), and those given their reply but not yet resumed.
+        self._callers = 0
         self._session_scope: trio.CancelScope | None = None
         self._session_error: BaseException | None = None
         self._abandoned_reply: Any = None
@@ -487,10 +489,14 @@ class RedisConnection:
         if self._in_flight or self._pending or self._held or self._sock is None:
             # A busy connection batches: commands of tasks running at once share one write.
             self._enqueue(command)
+        elif self._callers:
+            # Idle, but other tasks are in execute() and about to send again: write this one
+            # now and let theirs queue behind it, to share the next write.
+            self._send((command,))
         else:
-            # An idle connection: write now rather than waking the writer task, and look for
-            # the reply at once: on a local server it is often there already, which saves
-            # the reader task's wake-up and a scheduler pass.
+            # Idle, and this task alone uses it: write now rather than waking the writer task,
+            # and look for the reply at once: on a local server it is often there already,
+            # which saves the reader task's wake-up and a scheduler pass.
             reply = self._send_and_peek(command)
             if reply is not _NO_REPLY:
                 await trio.lowlevel.cancel_shielded_checkpoint()
@@ -502,7 +508,11 @@ class RedisConnection:
             command[_TARGET] = _discard
             return Abort.SUCCEEDED
 
-        return await wait_task_rescheduled(abort)
+        self._callers += 1
+        try:
+            return await wait_task_rescheduled(abort)
+        finally:
+            self._callers -= 1
 
     @enable_ki_protection
     def send_nowait(self, *args: Arg, on_reply: Callable[[Any], None] | None = None) -> None:
