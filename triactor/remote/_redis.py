@@ -4,8 +4,9 @@ One socket per :class:`RedisConnection`, shared by any number of tasks. Commands
 RESP with ``hiredis.pack_command``; a writer task sends everything queued since its last write
 in one write (automatic pipelining) and a reader task parses replies with ``hiredis.Reader`` and
 hands each to the command that waits for it, in order. On an idle connection ``execute`` writes
-its command itself and picks up the reply if it is already there (a local server often answers
-that fast), saving two task switches per round trip. The socket is connected with Trio and then
+its command itself and, when no other task waits on the connection, picks up the reply if it is
+already there (a local server often answers that fast), saving two task switches per round
+trip. The socket is connected with Trio and then
 driven as a plain non-blocking socket with ``wait_readable``/``wait_writable``, which is what
 makes that write-and-peek possible. A dropped socket is reconnected with backoff and every
 command that was sent but not answered is sent again. Knows nothing of actors.
@@ -490,8 +491,8 @@ class RedisConnection:
             # A busy connection batches: commands of tasks running at once share one write.
             self._enqueue(command)
         elif self._callers:
-            # Idle, but other tasks are in execute() and about to send again: write this one
-            # now and let theirs queue behind it, to share the next write.
+            # Idle, but other tasks wait in execute() and will likely send again as soon as
+            # they resume: write this one now and let theirs queue behind it, to share a write.
             self._send((command,))
         else:
             # Idle, and this task alone uses it: write now rather than waking the writer task,
