@@ -3,7 +3,8 @@
 Round trip: ``execute("PING")`` against one task writing PING and reading PONG on a plain
 non-blocking socket (the floor under Trio). Pipelining: ``send_nowait`` of XADDs from one task
 against the same XADDs pre-encoded and written in 1,000-command chunks by hand, replies parsed
-with hiredis. ``python -m benchmarks.bench_redis`` (needs a server binary, see
+with hiredis. The client's CPU time per command is printed too: on a shared machine it moves
+less than the rates. ``python -m benchmarks redis`` (needs a server binary, see
 ``triactor.remote._server.find_server_binary``).
 """
 
@@ -148,12 +149,16 @@ def run() -> None:
         gc.collect()
         trio.run(raw_round_trips, path, raw_samples)
         trio.run(our_round_trips, url, our_samples)
-        raw_times, our_times = [], []
+        raw_times, our_times, raw_cpu, our_cpu = [], [], [], []
         for _ in range(3):  # interleaved, so that drift on the machine hits both alike
             trio.run(_reset, url)
+            cpu = time.process_time()
             raw_times.append(trio.run(raw_pipeline, path))
+            raw_cpu.append(time.process_time() - cpu)
             trio.run(_reset, url)
+            cpu = time.process_time()
             our_times.append(trio.run(our_pipeline, url))
+            our_cpu.append(time.process_time() - cpu)
         trio.run(_reset, url)
         concurrent = max(trio.run(our_concurrent, url) for _ in range(2))
         trio.run(_reset, url)
@@ -178,6 +183,14 @@ def run() -> None:
             f"{our_rate / raw_rate:.2f}x",
             ">= 200,000/s",
             verdict(our_rate >= 200_000),
+        ),
+        (
+            "  client CPU per XADD, this process only (us)",
+            min(raw_cpu) / XADDS * 1e6,
+            min(our_cpu) / XADDS * 1e6,
+            f"{min(our_cpu) / min(raw_cpu):.2f}x",
+            "-",
+            "",
         ),
         (f"INCR from {TASKS} tasks at once (cmd/s)", "", concurrent, "", "-", ""),
     ]

@@ -4,8 +4,9 @@ One socket per :class:`RedisConnection`, shared by any number of tasks. Commands
 RESP with ``hiredis.pack_command``; a writer task sends everything queued since its last write
 in one write (automatic pipelining) and a reader task parses replies with ``hiredis.Reader`` and
 hands each to the command that waits for it, in order. On an idle connection ``execute`` writes
-its command itself and picks up the reply if it is already there (a local server often answers
-that fast), saving two task switches per round trip. The socket is connected with Trio and then
+its command itself and, when no other task waits on the connection, picks up the reply if it is
+already there (a local server often answers that fast), saving two task switches per round
+trip. The socket is connected with Trio and then
 driven as a plain non-blocking socket with ``wait_readable``/``wait_writable``, which is what
 makes that write-and-peek possible. A dropped socket is reconnected with backoff and every
 command that was sent but not answered is sent again. Knows nothing of actors.
@@ -414,6 +415,8 @@ class RedisConnection:
         # The tail of a partial write; the writer task sends it before anything else.
         self._unsent: memoryview | None = None
         self._parked: set[_Waiter] = set()
+        # Tasks parked in execute(), and those given their reply but not yet resumed.
+        self._callers = 0
         self._session_scope: trio.CancelScope | None = None
         self._session_error: BaseException | None = None
         self._abandoned_reply: Any = None
@@ -487,10 +490,14 @@ class RedisConnection:
         if self._in_flight or self._pending or self._held or self._sock is None:
             # A busy connection batches: commands of tasks running at once share one write.
             self._enqueue(command)
+        elif self._callers:
+            # Idle, but other tasks wait in execute() and will likely send again as soon as
+            # they resume: write this one now and let theirs queue behind it, to share a write.
+            self._send((command,))
         else:
-            # An idle connection: write now rather than waking the writer task, and look for
-            # the reply at once: on a local server it is often there already, which saves
-            # the reader task's wake-up and a scheduler pass.
+            # Idle, and this task alone uses it: write now rather than waking the writer task,
+            # and look for the reply at once: on a local server it is often there already,
+            # which saves the reader task's wake-up and a scheduler pass.
             reply = self._send_and_peek(command)
             if reply is not _NO_REPLY:
                 await trio.lowlevel.cancel_shielded_checkpoint()
@@ -502,7 +509,11 @@ class RedisConnection:
             command[_TARGET] = _discard
             return Abort.SUCCEEDED
 
-        return await wait_task_rescheduled(abort)
+        self._callers += 1
+        try:
+            return await wait_task_rescheduled(abort)
+        finally:
+            self._callers -= 1
 
     @enable_ki_protection
     def send_nowait(self, *args: Arg, on_reply: Callable[[Any], None] | None = None) -> None:
