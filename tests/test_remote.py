@@ -424,7 +424,7 @@ async def test_messages_queued_behind_a_lost_message_keep_their_delivery_count(
     # one it was handling counts as delivered again when a live node takes them over.
     key = f"triactor:{cluster_name}:mailbox:scorer"
     async with node(redis_url, cluster_name, "b") as b:
-        await b.remote("scorer").tell(Nap(0.5))  # was being handled when "gone" died
+        await b.remote("scorer").tell(Nap(2.0))  # was being handled when "gone" died
         for value in range(4):
             await b.remote("scorer").tell(Note(value))
         await eventually(lambda: b.remote("scorer").statistics().mailbox.depth >= 5, 5, "sent")
