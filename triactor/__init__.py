@@ -27,6 +27,7 @@ from .actors import (
     ExitReason,
     SystemStatistics,
     Terminated,
+    Timers,
     handler,
     open_actor_system,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "Supervisor",
     "SystemStatistics",
     "Terminated",
+    "Timers",
     "configure_logging",
     "handler",
     "open_actor_system",

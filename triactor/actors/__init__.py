@@ -7,6 +7,7 @@ from ._handler import handler
 from ._ref import ActorRef
 from ._statistics import ActorStatistics
 from ._system import ActorSystem, SystemStatistics, Terminated, open_actor_system
+from ._timers import Timers
 
 __all__ = [
     "Actor",
@@ -20,6 +21,7 @@ __all__ = [
     "ExitReason",
     "SystemStatistics",
     "Terminated",
+    "Timers",
     "handler",
     "open_actor_system",
 ]

@@ -10,6 +10,7 @@ import trio
 
 from ..mailbox import Overflow
 from ._handler import HandlerTable, build_table
+from ._timers import Timers
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -90,6 +91,8 @@ class Actor:
 
     __triactor_handlers__: ClassVar[HandlerTable] = HandlerTable("Actor", {})
     _triactor_cell: ActorCell
+    # This incarnation's timers, made on first use of ``self.timers``.
+    _triactor_timers: Timers | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -169,6 +172,19 @@ class Actor:
         and under the ``triactor`` command).
         """
         return self._triactor_cell.log
+
+    @property
+    def timers(self) -> Timers:
+        """This incarnation's :class:`~triactor.Timers`: messages to itself, later or periodic.
+
+        ``self.timers.every("tick", Tick(), interval=5.0)``, ``self.timers.once(key, msg,
+        after=s)``, ``self.timers.cancel(key)``. They are cancelled when the actor stops or
+        restarts.
+        """
+        timers = self._triactor_timers
+        if timers is None:
+            timers = self._triactor_timers = Timers(self._triactor_cell)
+        return timers
 
     def stop(self) -> None:
         """Ask this actor to stop once the current message is handled. Returns at once.

@@ -26,6 +26,7 @@ from ._actor import Actor
 from ._dead_letters import DeadLetterReason
 from ._request import Request
 from ._system_message import SystemMessage
+from ._timers import HOST_REQUEST, Timer
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -405,6 +406,10 @@ class ActorCell:
         finally:
             self._scope = None
             self.state = ActorState.STOPPING
+            # The incarnation's timers end with it; a tick still queued never reaches the next.
+            if instance._triactor_timers is not None:
+                instance._triactor_timers.close()
+                self.mailbox.discard_control(Timer)
             if type(instance).on_stop is not Actor.on_stop:
                 await self._run_on_stop(instance)
             self.state = ActorState.RESTARTING  # until restarted, or finalized as STOPPED
@@ -424,10 +429,23 @@ class ActorCell:
         self.started = True
         self._now = trio.lowlevel.current_clock().current_time
         task_status.started()
-        if self.max_concurrency == 1:
-            await self._serve_serially(instance)
-        else:
+        if self.max_concurrency != 1:
             await self._serve_concurrently(instance)
+            return
+        timers = instance._triactor_timers
+        if (timers is None or not timers.waiting) and not await self._serve_serially(instance):
+            return
+        # Timers were started: serve on inside a nursery that hosts their tasks (opened only
+        # now, so that an actor without timers costs no nursery).
+        timers = instance._triactor_timers
+        assert timers is not None
+        with unwrapped_group():
+            async with trio.open_nursery() as nursery:
+                timers.attach(nursery)
+                try:
+                    await self._serve_serially(instance)
+                finally:
+                    timers.close()
 
     async def _run_on_stop(self, instance: Actor) -> None:
         with trio.CancelScope(shield=True) as scope:
@@ -446,7 +464,8 @@ class ActorCell:
                 self.shutdown_timeout,
             )
 
-    async def _serve_serially(self, instance: Actor) -> None:
+    async def _serve_serially(self, instance: Actor) -> bool:
+        """Handle messages until a stop request; True if it must re-enter to host timers."""
         mailbox = self.mailbox
         pop = mailbox.pop_nowait
         handle = self._handle
@@ -455,13 +474,21 @@ class ActorCell:
             item = pop()
             if item is EMPTY:
                 if self.draining:
-                    return
+                    return False
                 unyielded = 0
                 await mailbox.wait()
                 continue
             if item.__class__ is _Stop:
                 if self._take_stop(item):
-                    return
+                    return False
+                continue
+            if item.__class__ is Timer:
+                if item is HOST_REQUEST:
+                    timers = instance._triactor_timers
+                    if timers is not None and timers.waiting:
+                        return True
+                    continue
+                await self._fire(instance, item)
                 continue
             await handle(instance, item)
             unyielded += 1
@@ -476,13 +503,21 @@ class ActorCell:
             if item.__class__ is Request:
                 task_ask_chain.set(item.chain)  # this task's own, for asks it makes
             try:
-                await self._handle(instance, item)
+                if item.__class__ is Timer:
+                    await self._fire(instance, item)
+                else:
+                    await self._handle(instance, item)
             finally:
                 slots.release()
 
         with unwrapped_group():
             async with trio.open_nursery() as nursery:
-                await self._dispatch_concurrently(nursery, slots, handle_then_release)
+                timers = instance.timers  # hosted in the handlers' nursery
+                timers.attach(nursery)
+                try:
+                    await self._dispatch_concurrently(nursery, slots, handle_then_release)
+                finally:
+                    timers.close()
 
     async def _dispatch_concurrently(
         self,
@@ -496,8 +531,10 @@ class ActorCell:
             # a cancellation here loses nothing.
             await slots.acquire()
             item = mailbox.pop_nowait()
-            if item is EMPTY or item.__class__ is _Stop:
+            if item is EMPTY or item.__class__ is _Stop or item is HOST_REQUEST:
                 slots.release()
+            if item is HOST_REQUEST:
+                continue  # timers are hosted here from the start
             if item is EMPTY:
                 if self.draining:
                     return
@@ -511,11 +548,25 @@ class ActorCell:
 
     def _take_stop(self, stop: _Stop) -> bool:
         """Act on a stop request: True to end the loop now, False to drain the mailbox first."""
+        instance = self.instance
+        if instance is not None and instance._triactor_timers is not None:
+            instance._triactor_timers.close()  # timers end with the incarnation's stop
         if not stop.drain:
             return True
         self.draining = True
         self.mailbox.close()  # refuse new messages; what is queued is still handled
         return False
+
+    async def _fire(self, instance: Actor, timer: Timer) -> None:
+        # A tick of a cancelled or replaced timer (or one of an ended incarnation) is skipped.
+        if timer.cancelled:
+            return
+        try:
+            await self._handle(instance, timer.message)
+        finally:
+            timers = instance._triactor_timers
+            if timers is not None:
+                timers.fired(timer)
 
     async def _handle(self, instance: Actor, item: object) -> None:
         if item.__class__ is Request:

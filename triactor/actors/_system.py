@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, final
@@ -120,6 +121,10 @@ class ActorSystem:
         #: The cluster transport, when the system was opened with ``cluster=``.
         self._transport: Transport | None = None
         self.thread_limiter = thread_limiter
+        #: The Trio thread the system runs in, and its token: refs check the first to stay
+        #: safe from other threads, and go through the second from them.
+        self.thread_ident = threading.get_ident()
+        self.trio_token = trio.lowlevel.current_trio_token()
         #: Whether every message's type is checked (once per type) to round-trip through cattrs.
         self.check_messages = check_messages
         self.dead_letters = DeadLetters(dead_letters_kept)
