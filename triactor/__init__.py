@@ -28,6 +28,7 @@ from .actors import (
     SystemStatistics,
     Terminated,
     Timers,
+    ask_all,
     handler,
     open_actor_system,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "SystemStatistics",
     "Terminated",
     "Timers",
+    "ask_all",
     "configure_logging",
     "handler",
     "open_actor_system",

@@ -1,6 +1,7 @@
 """Actors: the ``Actor`` base class, ``@handler`` dispatch, refs, the system and dead letters."""
 
 from ._actor import Actor
+from ._ask_all import ask_all
 from ._cell import ActorState, ExitReason
 from ._dead_letters import DeadLetter, DeadLetterReason, DeadLetters
 from ._handler import handler
@@ -22,6 +23,7 @@ __all__ = [
     "SystemStatistics",
     "Terminated",
     "Timers",
+    "ask_all",
     "handler",
     "open_actor_system",
 ]

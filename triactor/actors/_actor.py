@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import types
+import typing
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import trio
+from typing_extensions import TypeVar
 
 from ..mailbox import Overflow
 from ._handler import HandlerTable, build_table
@@ -21,8 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Actor"]
 
+#: The messages an actor declares it takes, and what its handlers return (for type checkers).
+M = TypeVar("M", default=Any)
+R = TypeVar("R", default=Any)
 
-class Actor:
+
+class Actor(Generic[M, R]):
     """The base class of every actor: state plus handlers, one message at a time.
 
     An actor owns its state and changes it only in its handlers, which run one message at a
@@ -78,6 +85,13 @@ class Actor:
     directly on the system, having no supervisor, ends the ``open_actor_system`` block with
     that exception.
 
+    Typed refs: declare what the actor takes and what its handlers return, and ``spawn`` gives
+    back an ``ActorRef[M, R]`` on which a type checker flags a message of another type and a
+    reply used as another type (``class Fetcher(Actor[Fetch, Found])``; several message
+    types: ``Actor[Add | Total, int | None]``). The class statement checks that every
+    declared message type has a handler; that the handlers return ``R`` is the type
+    checker's job on each handler's own annotation. A bare ``Actor`` is ``Actor[Any, Any]``.
+
     The class statement raises :class:`TypeError` or :class:`ValueError` for a bad handler or a
     bad class attribute, naming the class.
     """
@@ -106,6 +120,7 @@ class Actor:
             if "__triactor_handlers__" in base.__dict__
         ]
         cls.__triactor_handlers__ = build_table(cls, bases, localns)
+        _check_declared_messages(cls)
         validate_options(
             cls.__qualname__,
             mailbox_capacity=cls.mailbox_capacity,
@@ -144,7 +159,7 @@ class Actor:
     # -- the actor's context --------------------------------------------------------------------
 
     @property
-    def ref(self) -> ActorRef:
+    def ref(self) -> ActorRef[M, R]:
         """This actor's own ref, to pass to others (for replies, subscriptions, watches)."""
         return self._triactor_cell.ref
 
@@ -200,6 +215,31 @@ class Actor:
         cell = self.__dict__.get("_triactor_cell")
         where = cell.path if cell is not None else "not spawned"
         return f"<{type(self).__qualname__} actor {where}>"
+
+
+def _check_declared_messages(cls: type[Actor[Any, Any]]) -> None:
+    """Check that each message type named in ``Actor[M, R]`` among the bases has a handler.
+
+    Raises:
+        TypeError: naming the class and the message type without a handler.
+    """
+    for base in getattr(cls, "__orig_bases__", ()):
+        if typing.get_origin(base) is not Actor:
+            continue
+        declared = typing.get_args(base)[0]
+        if isinstance(declared, types.UnionType) or typing.get_origin(declared) is typing.Union:
+            members = typing.get_args(declared)
+        else:
+            members = (declared,)
+        for member in members:
+            if not isinstance(member, type) or member is object:
+                continue  # Any, a type variable, a generic alias: nothing to check
+            if cls.__triactor_handlers__.lookup(member) is None:
+                raise TypeError(
+                    f"{cls.__qualname__} declares Actor[{member.__qualname__}, ...] but has no "
+                    f"handler for {member.__qualname__}; add an @handler method taking it, or "
+                    "drop it from the declaration"
+                )
 
 
 def validate_options(

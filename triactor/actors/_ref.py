@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, final
+import functools
+from threading import get_ident
+from typing import TYPE_CHECKING, Any, Generic, final
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
+from typing_extensions import TypeVar
 
 from .._errors import AskCycleError, MailboxFull
 from ..mailbox import Overflow
@@ -20,8 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = ["ActorRef", "LocalActorRef"]
 
+#: The messages a ref accepts (``Any`` unless the actor class says: ``Actor[Fetch, Found]``).
+M = TypeVar("M", contravariant=True, default=Any)
+#: What ``ask`` returns: the handlers' return type (``Any`` unless the actor class says).
+R = TypeVar("R", covariant=True, default=Any)
 
-class ActorRef(abc.ABC):
+
+class ActorRef(abc.ABC, Generic[M, R]):
     """A location-transparent handle to an actor: send it messages, ask it questions, stop it.
 
     Code holding a ref never knows whether the actor runs in this process. A ref stays valid
@@ -38,6 +46,14 @@ class ActorRef(abc.ABC):
 
     Messages are attrs classes (or any type cattrs can structure) so that a remote transport can
     carry them: no handles, locks or lambdas inside messages.
+
+    For type checkers the ref is generic: ``ActorRef[M, R]`` accepts messages of type ``M`` and
+    its ``ask`` returns ``R``. ``spawn`` fills both in from an actor declared as
+    ``class Fetcher(Actor[Fetch, Found])``; a bare ``ActorRef`` is ``ActorRef[Any, Any]``.
+
+    A ref is bound to its actor system's Trio thread. ``try_tell`` is safe from any thread (from
+    another thread it goes through the system's loop and waits for it); ``tell``, ``ask`` and
+    ``stop`` raise :class:`RuntimeError` there before anything is sent.
     """
 
     __slots__ = ()
@@ -62,7 +78,7 @@ class ActorRef(abc.ABC):
         """Return the actor's :class:`~triactor.ActorStatistics` snapshot (counts, mailbox)."""
 
     @abc.abstractmethod
-    async def tell(self, message: object, *, priority: int = 0) -> None:
+    async def tell(self, message: M, *, priority: int = 0) -> None:
         """Send ``message`` without waiting for it to be handled.
 
         When the mailbox is full the actor's ``Overflow`` policy applies: ``BLOCK`` waits for
@@ -74,20 +90,30 @@ class ActorRef(abc.ABC):
 
         Raises:
             MailboxFull: if the mailbox is full and its policy is ``Overflow.FAIL``.
+            RuntimeError: if called from another thread than the actor system's (nothing is
+                sent); use ``try_tell`` there, or ``trio.from_thread.run(ref.tell, msg)``.
         """
 
     @abc.abstractmethod
-    def try_tell(self, message: object, *, priority: int = 0) -> bool:
+    def try_tell(self, message: M, *, priority: int = 0) -> bool:
         """Send ``message`` if that needs no waiting. Returns whether it was queued.
 
         A full ``BLOCK`` or ``FAIL`` mailbox returns False and the caller keeps the message; a
         full ``DROP_NEWEST`` mailbox drops it into dead letters and returns False;
         ``DROP_OLDEST`` makes room and returns True. A stopped actor dead-letters it and
         returns False. Never raises for a full mailbox.
+
+        Thread-safe: from a plain ``def`` handler or any thread that runs no Trio loop, it hands
+        the message to the actor system's loop and waits for it (a loop round trip), with the
+        same result.
+
+        Raises:
+            RuntimeError: if called from a thread that runs another Trio loop (nothing is
+                sent); there, ``await trio.to_thread.run_sync(ref.try_tell, msg)``.
         """
 
     @abc.abstractmethod
-    async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
+    async def ask(self, message: M, *, timeout: float | None = None, priority: int = 0) -> R:
         """Send ``message`` and wait for the handler's return value.
 
         Honors the caller's cancel scopes; ``timeout`` adds one of its own. A request whose
@@ -105,6 +131,8 @@ class ActorRef(abc.ABC):
                 actor path and the message type. The actor then crashes and its supervisor
                 applies its rule, unless the exception is one of the actor's ``resume_on``
                 types: then it goes on, its state kept.
+            RuntimeError: if called from another thread than the actor system's (nothing is
+                sent); there, ``trio.from_thread.run(ref.ask, msg)`` or a portal.
         """
 
     @abc.abstractmethod
@@ -123,13 +151,16 @@ class ActorRef(abc.ABC):
 
 
 @final
-class LocalActorRef(ActorRef):
+class LocalActorRef(ActorRef[M, R]):
     """The ref of an actor in this process: its methods work directly on the actor's cell."""
 
-    __slots__ = ("_cell",)
+    __slots__ = ("_cell", "_thread")
 
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
+        # The ident of the Trio thread that runs the system: the mailbox may only be touched
+        # from it (a wake-up from another thread would be lost, and the actor never woken).
+        self._thread = cell.system.thread_ident
 
     @property
     def name(self) -> str:
@@ -160,9 +191,11 @@ class LocalActorRef(ActorRef):
     def __hash__(self) -> int:
         return hash(self._cell)
 
-    async def tell(self, message: object, *, priority: int = 0) -> None:
+    async def tell(self, message: M, *, priority: int = 0) -> None:
         # The hot path: Mailbox.put inlined to save a coroutine per message.
         cell = self._cell
+        if get_ident() != self._thread:
+            raise self._wrong_thread("tell", message)
         if cell.check_messages:
             cell.system.check_message(message)
         await checkpoint_if_cancelled()
@@ -178,8 +211,10 @@ class LocalActorRef(ActorRef):
         if mailbox.closed:
             cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
 
-    def try_tell(self, message: object, *, priority: int = 0) -> bool:
+    def try_tell(self, message: M, *, priority: int = 0) -> bool:
         cell = self._cell
+        if get_ident() != self._thread:
+            return self._try_tell_from_thread(message, priority)
         if cell.check_messages:
             cell.system.check_message(message)
         mailbox = cell.mailbox
@@ -192,11 +227,16 @@ class LocalActorRef(ActorRef):
             cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
         return False
 
-    async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
+    async def ask(self, message: M, *, timeout: float | None = None, priority: int = 0) -> R:
+        if get_ident() != self._thread:
+            raise self._wrong_thread("ask", message)
+        reply: R
         if timeout is None:
-            return await self._ask(message, priority)
+            reply = await self._ask(message, priority)
+            return reply
         with trio.move_on_after(timeout):
-            return await self._ask(message, priority)
+            reply = await self._ask(message, priority)
+            return reply
         cell = self._cell
         raise trio.TooSlowError(
             f"ask {type(message).__qualname__} to actor {cell.path!r} got no reply within "
@@ -240,6 +280,8 @@ class LocalActorRef(ActorRef):
 
     async def stop(self) -> None:
         cell = self._cell
+        if get_ident() != self._thread:
+            raise self._wrong_thread("stop", None)
         await checkpoint_if_cancelled()
         deadline = cell.stop_deadline()
         while cell.state is not ActorState.STOPPED:
@@ -248,3 +290,39 @@ class LocalActorRef(ActorRef):
                 return
             # A crash beat the stop request to it; its supervisor may restart it, so ask again.
         await checkpoint()
+
+    # -- other threads --------------------------------------------------------------------------
+
+    def _wrong_thread(self, method: str, message: object) -> RuntimeError:
+        what = f" {type(message).__qualname__}" if message is not None else ""
+        return RuntimeError(
+            f"ref.{method}{what} to actor {self._cell.path!r} called from a thread that is not "
+            "its actor system's Trio thread; nothing was sent. From a plain def handler or "
+            f"another thread: ref.try_tell(msg) is thread-safe, and trio.from_thread.run(ref."
+            f"{method}, ...) (with trio_token=system.trio_token outside handlers) runs "
+            f"ref.{method} on the system's loop; from a synchronous program, use a portal "
+            "(triactor.start_in_thread)"
+        )
+
+    def _try_tell_from_thread(self, message: M, priority: int) -> bool:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass  # no Trio loop in this thread: it may block until the system's loop answers
+        else:
+            raise RuntimeError(
+                f"ref.try_tell {type(message).__qualname__} to actor {self._cell.path!r} "
+                "called from another Trio loop's thread; nothing was sent. Hand it to a worker "
+                "thread: await trio.to_thread.run_sync(ref.try_tell, msg)"
+            )
+        try:
+            queued: bool = trio.from_thread.run_sync(
+                functools.partial(self.try_tell, message, priority=priority),
+                trio_token=self._cell.system.trio_token,
+            )
+        except trio.RunFinishedError:
+            self._cell.dead_letter(
+                message, DeadLetterReason.ACTOR_STOPPED, "its actor system has stopped"
+            )
+            return False
+        return queued

@@ -6,7 +6,7 @@ import itertools
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
 import attrs
 import cattrs
@@ -26,6 +26,9 @@ from ._system_message import SystemMessage
 if TYPE_CHECKING:
     from ..diagnostics._snapshot import ActorSnapshot
     from ._transport import Transport
+
+M = TypeVar("M")
+R = TypeVar("R")
 
 __all__ = [
     "ActorSystem",
@@ -155,6 +158,32 @@ class ActorSystem:
 
     # -- spawning -------------------------------------------------------------------------------
 
+    @overload
+    async def spawn(
+        self,
+        target: type[Actor[M, R]],
+        *args: Any,
+        name: str | None = None,
+        mailbox_capacity: int | None = None,
+        overflow: Overflow | None = None,
+        max_concurrency: int | None = None,
+        shutdown_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef[M, R]: ...
+
+    @overload
+    async def spawn(
+        self,
+        target: Spawnable,
+        *args: Any,
+        name: str | None = None,
+        mailbox_capacity: int | None = None,
+        overflow: Overflow | None = None,
+        max_concurrency: int | None = None,
+        shutdown_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> ActorRef: ...
+
     async def spawn(
         self,
         target: type[Actor] | Spawnable,
@@ -170,6 +199,7 @@ class ActorSystem:
     ) -> ActorRef:
         """Start an actor (or a supervisor tree) and return its ref.
 
+        The ref is typed ``ActorRef[M, R]`` for an actor declared ``Actor[M, R]``.
         ``args`` and ``kwargs`` go to the actor's constructor; the keyword options override the
         class's defaults for this actor. Returns once the actor's ``on_start`` has completed.
         With ``export=True`` (a system opened with ``cluster=``) the actor is also reachable
