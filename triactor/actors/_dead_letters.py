@@ -35,6 +35,8 @@ class DeadLetterReason(enum.Enum):
             acknowledged (it kept killing its hosts); it went to the dead-letter stream.
         UNSENT: a message for another node still unsent when the system stopped (the
             cluster's server stayed unreachable past the shutdown deadline).
+        PUBLISH_DROPPED: a subscriber's copy of a published message that its full mailbox
+            could not take (``Overflow.FAIL``, or ``BLOCK`` past the publish timeout).
     """
 
     DROPPED_NEWEST = "dropped: mailbox full (DROP_NEWEST)"
@@ -48,6 +50,7 @@ class DeadLetterReason(enum.Enum):
     UNDECODABLE = "undecodable message from the cluster"
     POISON = "poison: delivered max_deliveries times without an acknowledgement"
     UNSENT = "unsent: the cluster was unreachable when the system stopped"
+    PUBLISH_DROPPED = "dropped by publish: subscriber's mailbox full"
 
 
 _QUIET, _LOUD = ("DEBUG", 10), ("WARNING", 30)  # loguru's names; the numbers are logging's too

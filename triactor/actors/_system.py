@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
@@ -22,6 +22,7 @@ from ._cell import ActorCell, ExitReason
 from ._dead_letters import DeadLetters
 from ._ref import ActorRef, LocalActorRef
 from ._system_message import SystemMessage
+from ._topics import TopicRegistry
 
 if TYPE_CHECKING:
     from ..diagnostics._snapshot import ActorSnapshot
@@ -140,6 +141,7 @@ class ActorSystem:
         # Refs inside messages are carried by path in the check (a transport carries them too).
         self._converter.register_unstructure_hook_func(_is_ref_type, _unstructure_ref)
         self._converter.register_structure_hook_func(_is_ref_type, self._structure_ref)
+        self._topics = TopicRegistry(self)
         self._shutting_down = False
         # What the shutdown lost: queued messages left unhandled, actors cancelled at deadlines.
         self._dropped_in_shutdown = 0
@@ -428,6 +430,21 @@ class ActorSystem:
         await cell.terminated.wait()
         return self.terminated_notice(cell)
 
+    def when_stopped(
+        self, ref: ActorRef[Any, Any], callback: Callable[[ActorRef[Any, Any]], None]
+    ) -> None:
+        """Call ``callback(ref)`` once when the actor stops for good (at once if it has).
+
+        The death watch behind pub-sub; a transport extends it to the refs it makes.
+
+        Raises:
+            TypeError: if ``ref`` is not a ref of this system.
+        """
+        cell = self._cell_of(ref)
+        if cell.system is not self:
+            raise TypeError(f"expected a ref from this actor system, got {ref!r}")
+        cell.add_watcher(lambda _: callback(ref))
+
     @staticmethod
     def terminated_notice(cell: ActorCell) -> Terminated:
         """The :class:`Terminated` notice for a cell that has stopped for good."""
@@ -519,6 +536,67 @@ class ActorSystem:
             supervisors=supervisors,
             workers=len(children) - supervisors,
         )
+
+    # -- publish / subscribe --------------------------------------------------------------------
+
+    def subscribe(self, ref: ActorRef[Any, Any], topic: str) -> None:
+        """Subscribe the actor behind ``ref`` to ``topic``: it gets every message published there.
+
+        Subscribing twice changes nothing. The subscription belongs to the ref, so it survives
+        restarts of the actor; when the actor stops for good it leaves all its topics by
+        itself (a stopped actor is not added). Typically ``self.system.subscribe(self.ref,
+        "prices")`` in ``on_start``.
+
+        Raises:
+            TypeError: if ``topic`` is not a str, or ``ref`` is not a ref of this system.
+            ValueError: if ``topic`` is empty.
+        """
+        self._topics.subscribe(ref, topic)
+
+    def unsubscribe(self, ref: ActorRef[Any, Any], topic: str) -> None:
+        """Stop delivering ``topic`` to ``ref``; nothing happens if it was not subscribed.
+
+        Raises:
+            TypeError: if ``topic`` is not a str.
+            ValueError: if ``topic`` is empty.
+        """
+        self._topics.unsubscribe(ref, topic)
+
+    def subscribers(self, topic: str) -> list[ActorRef]:
+        """Return the refs subscribed to ``topic`` now, in subscription order.
+
+        Raises:
+            TypeError: if ``topic`` is not a str.
+            ValueError: if ``topic`` is empty.
+        """
+        return self._topics.subscribers(topic)
+
+    async def publish(
+        self, topic: str, message: object, *, priority: int = 0, timeout: float | None = 5.0
+    ) -> int:
+        """Send ``message`` to every subscriber of ``topic``; return how many got it queued.
+
+        Each subscriber's overflow policy applies to its own copy, and one subscriber never
+        stops the others from getting theirs: the message is queued at once in every mailbox
+        with room; a full ``DROP_NEWEST`` / ``DROP_OLDEST`` mailbox drops a message into dead
+        letters as for ``tell``; a full ``FAIL`` mailbox does not fail the publish: its copy
+        goes to dead letters (reason ``PUBLISH_DROPPED``). Full ``BLOCK`` mailboxes
+        backpressure the publisher: ``publish`` waits for room in all of them at once, for at
+        most ``timeout`` seconds; a subscriber still full then misses this message (dead
+        letter, ``PUBLISH_DROPPED``) and is marked lagging: later publishes do not wait for it
+        (its copies go to dead letters) until one finds room in its mailbox again. So a stuck
+        subscriber costs the publisher one timeout, not one per message. ``timeout=None``
+        waits as long as it takes.
+
+        A topic without subscribers takes the message and returns 0. A cancellation point;
+        a schedule point only when it waits for room.
+
+        Raises:
+            TypeError: if ``topic`` is not a str (or, with ``check_messages``, the message is
+                not plain data).
+            ValueError: if ``topic`` is empty or ``timeout`` is negative.
+        """
+        return await self._topics.publish(topic, message, priority=priority, timeout=timeout)
 
     # -- messages -------------------------------------------------------------------------------
 
