@@ -141,7 +141,11 @@ async def test_each_subscribers_overflow_policy_applies_to_its_copy(
             ("/fail", DeadLetterReason.PUBLISH_DROPPED),
         }
         await trio.sleep(300)
-    assert sorted((n, v) for n, v, _ in seen if n == "fast") == [("fast", 1), ("fast", 2), ("fast", 3)]
+    assert sorted((n, v) for n, v, _ in seen if n == "fast") == [
+        ("fast", 1),
+        ("fast", 2),
+        ("fast", 3),
+    ]
 
 
 async def test_a_full_block_subscriber_holds_the_publisher_back_once(

@@ -271,10 +271,10 @@ async def test_timers_from_the_constructor_a_sync_handler_and_a_concurrent_actor
         @handler
         def start(self, msg: StartOnce) -> None:  # a worker thread
             self.timers.once(msg.key, Tick(msg.label), after=msg.after)
-
-        @handler
-        def cancel(self, msg: Cancel) -> None:
-            self.timers.cancel(msg.key)
+            if msg.key == "gone":
+                # In the same handler: the autojumping clock may run on while a thread works,
+                # but a tick queued meanwhile waits for this handler and is then skipped.
+                self.timers.cancel(msg.key)
 
         @handler
         async def tick(self, msg: Tick) -> None:
@@ -288,8 +288,7 @@ async def test_timers_from_the_constructor_a_sync_handler_and_a_concurrent_actor
             ref = await system.spawn(cls)
             # ask: the autojumping clock must not run ahead while a worker thread runs
             await ref.ask(StartOnce("sync", f"{cls.__name__} sync", 2.0))
-            await ref.ask(StartOnce("gone", "never", 2.0))
-            await ref.ask(Cancel("gone"))
+            await ref.ask(StartOnce("gone", "never", 0.0))
             await trio.sleep(5)
             await ref.stop()
     assert [label for label, _ in seen] == ["init", "Mixed sync", "init", "Concurrent sync"]
