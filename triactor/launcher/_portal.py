@@ -1,15 +1,17 @@
-"""Embedding in a synchronous program: ``start_in_thread`` and the ``ActorPortal`` it yields."""
+"""Embedding in a synchronous program: ``start_in_thread`` and the ``ActorPortal`` it returns."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any, NoReturn, TypeVar, final
 
 import trio
+from loguru import logger
 
 from .._errors import ActorStopped
 from .._groups import unwrapped_group
@@ -36,6 +38,11 @@ class ActorPortal:
             portal.tell("counter", Add(2))
             total = portal.ask("counter", Total(), timeout=1.0)
 
+    A portal also lives without a ``with`` block, for a web app that makes it at import and
+    uses it from every request thread: ``portal = triactor.start_in_thread(tree)``, then
+    ``portal.close()`` to stop the tree gracefully. One never closed is closed at interpreter
+    exit, with the same graceful shutdown.
+
     Errors never vanish: an exception raised by a handler is raised in the thread that asked;
     an error that stops the whole system (the root supervisor giving up with
     :class:`~triactor.RestartIntensityExceeded`) is raised by every portal call after it, by
@@ -61,6 +68,7 @@ class ActorPortal:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._stop_requested = False
+        # Daemon: interpreter exit does not wait for it, so the atexit hook can stop the tree.
         self._thread = threading.Thread(target=self._thread_main, name=thread_name, daemon=True)
 
     def __repr__(self) -> str:
@@ -115,6 +123,18 @@ class ActorPortal:
         if self._error is not None:
             self._thread.join()
             self._raise_error()
+        atexit.register(self._close_at_exit)
+
+    def _close_at_exit(self) -> None:
+        if self._done.is_set():
+            return
+        logger.info("interpreter exit: stopping the portal's tree {!r}", self._tree.name)
+        try:
+            self.stop()
+        except Exception as exc:
+            logger.opt(exception=exc).error(
+                "the actor system of tree {!r} failed: {!r}", self._tree.name, exc
+            )
 
     # -- calls from other threads ---------------------------------------------------------------
 
@@ -286,6 +306,7 @@ class ActorPortal:
         Raises:
             RestartIntensityExceeded: (or any error that ended the system) if it failed.
         """
+        atexit.unregister(self._close_at_exit)
         self._request_stop()
         try:
             return self.wait()
@@ -294,6 +315,33 @@ class ActorPortal:
             self._done.wait()
             self._thread.join()
             raise
+
+    def close(self) -> RunResult:
+        """Stop the system gracefully and wait for it: :meth:`stop`, for a portal kept open.
+
+        What a program that made its portal without ``with`` calls when it is done (it is
+        called at interpreter exit otherwise). Closing a closed portal returns (or raises)
+        the same again.
+        """
+        return self.stop()
+
+    def __enter__(self) -> ActorPortal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.stop()
+            return
+        try:
+            self.stop()
+        except Exception as error:
+            if error is not exc:
+                exc.add_note(f"the actor system had also failed: {error!r}")
 
     def _request_stop(self) -> None:
         self._ready.wait()
@@ -306,26 +354,30 @@ class ActorPortal:
             )
 
 
-@contextmanager
 def start_in_thread(
     tree: Supervisor,
     *,
     shutdown_timeout: float | None = None,
     thread_name: str | None = None,
     cluster: Any = None,
-) -> Iterator[ActorPortal]:
+) -> ActorPortal:
     """Run ``tree`` on a Trio loop in a background thread, for synchronous programs.
 
-    Yields an :class:`ActorPortal` once the tree has started; ordinary threads talk to the
-    actors through it. Leaving the ``with`` block shuts the system down gracefully (as
-    :meth:`ActorPortal.stop`) and joins the thread::
+    Returns an :class:`ActorPortal` once the tree has started; ordinary threads talk to the
+    actors through it. Used as a context manager, leaving the ``with`` block shuts the system
+    down gracefully (as :meth:`ActorPortal.stop`) and joins the thread::
 
         with triactor.start_in_thread(tree) as portal:
             portal.tell("counter", Add(2))
             assert portal.ask("counter", Total(), timeout=1.0) == 7
 
-    If the system failed (its root supervisor gave up), leaving the block raises that error;
-    if the block itself raised, its exception propagates with a note about the failure.
+    Without ``with`` (a Flask or Django app making its portal at import), call
+    ``portal.close()`` when done; a portal never closed is closed gracefully at interpreter
+    exit.
+
+    If the system failed (its root supervisor gave up), leaving the block (or ``close``)
+    raises that error; if the block itself raised, its exception propagates with a note about
+    the failure.
 
     It installs no signal handlers and writes nothing itself: its log records go to the
     standard ``logging`` module (see ``triactor.configure_logging``). ``triactor status PID``
@@ -343,7 +395,6 @@ def start_in_thread(
             is not a number.
         ValueError: if ``shutdown_timeout`` is negative.
         Exception: whatever an actor's constructor or ``on_start`` raised at startup.
-        RestartIntensityExceeded: when leaving the block, if the root supervisor gave up.
     """
     if not isinstance(tree, Supervisor):
         raise TypeError(
@@ -353,13 +404,4 @@ def start_in_thread(
     _check_timeout(shutdown_timeout)
     portal = ActorPortal(tree, shutdown_timeout, thread_name or f"triactor-{tree.name}", cluster)
     portal._start()
-    try:
-        yield portal
-    except BaseException as exc:
-        try:
-            portal.stop()
-        except Exception as error:
-            if error is not exc:
-                exc.add_note(f"the actor system had also failed: {error!r}")
-        raise
-    portal.stop()
+    return portal
