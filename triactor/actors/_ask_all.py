@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, TypeVar, final
 
 import trio
@@ -13,6 +13,7 @@ from ._ref import ActorRef
 
 __all__ = ["ask_all"]
 
+M = TypeVar("M")
 R = TypeVar("R")
 
 # How many unanswered targets a timeout error names before it summarises the rest.
@@ -28,7 +29,7 @@ _MISSING: Final = _Missing()
 
 
 async def ask_all(
-    requests: Iterable[tuple[ActorRef[Any, R], object]],
+    requests: Iterable[tuple[ActorRef[M, R], M]],
     *,
     timeout: float | None = None,
     priority: int = 0,
@@ -46,6 +47,10 @@ async def ask_all(
     added to it as a note. The cancelled asks' replies, when they come, go to dead letters
     labelled late; the actors themselves are not interrupted.
 
+    For type checkers, the replies are typed by the refs' reply type (``list[Found]`` for refs
+    of an ``Actor[Fetch, Found]``). Mixing refs of differently typed actors in one list needs
+    the list annotated as ``list[tuple[ActorRef, object]]`` (the replies are then ``Any``).
+
     Args:
         requests: ``(ref, message)`` pairs; one ref may appear several times.
         timeout: seconds for the whole fan-out; None waits as long as the caller's cancel
@@ -61,7 +66,7 @@ async def ask_all(
         TypeError: if an item of ``requests`` is not a ``(ActorRef, message)`` pair.
         Exception: the first failure among the asks, as :meth:`ActorRef.ask` raises it.
     """
-    pairs: list[tuple[ActorRef[Any, R], object]] = []
+    pairs: list[tuple[ActorRef[M, R], M]] = []
     for index, pair in enumerate(requests):
         if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], ActorRef)):
             raise TypeError(
@@ -75,7 +80,7 @@ async def ask_all(
     results: list[Any] = [_MISSING] * len(pairs)
     failures: list[Exception] = []
 
-    async def ask_one(index: int, ref: ActorRef[Any, R], message: object) -> None:
+    async def ask_one(index: int, ref: ActorRef[M, R], message: M) -> None:
         try:
             results[index] = await ref.ask(message, priority=priority)
         except Exception as exc:
@@ -98,7 +103,7 @@ async def ask_all(
 
 
 def _timeout_message(
-    pairs: list[tuple[ActorRef[Any, Any], object]], results: list[Any], timeout: float | None
+    pairs: Sequence[tuple[ActorRef[Any, Any], object]], results: list[Any], timeout: float | None
 ) -> str:
     waiting = [
         f"{ref.path} ({type(message).__qualname__})"
