@@ -3,6 +3,7 @@
 This module is the public face: everything users need is importable from ``triactor``.
 """
 
+from ._asyncio import run_asyncio
 from ._errors import (
     ActorError,
     ActorNotFound,
@@ -101,5 +102,6 @@ __all__ = [
     "handler",
     "open_actor_system",
     "run",
+    "run_asyncio",
     "start_in_thread",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final, overload
 
 import attrs
@@ -13,6 +13,7 @@ import cattrs
 import outcome
 import trio
 
+from .._asyncio import open_asyncio_loop
 from .._errors import ActorNotFound, ActorStopped, RestartIntensityExceeded
 from .._groups import unwrapped_group
 from .._logging import logger
@@ -129,6 +130,8 @@ class ActorSystem:
         #: safe from other threads, and go through the second from them.
         self.thread_ident = threading.get_ident()
         self.trio_token = trio.lowlevel.current_trio_token()
+        #: The asyncio loop of a system opened with ``asyncio=True`` (trio-asyncio's), or None.
+        self.asyncio_loop: Any = None
         #: Whether every message's type is checked (once per type) to round-trip through cattrs.
         self.check_messages = check_messages
         self.dead_letters = DeadLetters(dead_letters_kept)
@@ -755,6 +758,7 @@ async def open_actor_system(
     check_messages: bool = False,
     dead_letters_kept: int = 1000,
     cluster: Any = None,
+    asyncio: bool = False,
 ) -> AsyncIterator[ActorSystem]:
     """Open an actor system whose actors live as long as the ``async with`` block.
 
@@ -781,10 +785,14 @@ async def open_actor_system(
             ``export=True`` become reachable from other processes and machines, and
             ``system.remote(name)`` reaches theirs. Connecting waits (with backoff) until the
             server answers; bound it with a cancel scope.
+        asyncio: run an asyncio event loop beside the actors (through trio-asyncio, the
+            ``asyncio`` extra), so that handlers can await asyncio libraries with
+            :func:`triactor.run_asyncio`. It closes after the last actor has stopped.
 
     Raises:
         ValueError: if ``thread_limit`` is less than 1, ``dead_letters_kept`` is negative, or
             the cluster URL is malformed.
+        RuntimeError: with ``asyncio=True``, if trio-asyncio is not installed.
     """
     if thread_limit is None:
         limiter = trio.to_thread.current_default_thread_limiter()
@@ -792,24 +800,24 @@ async def open_actor_system(
         if thread_limit < 1:
             raise ValueError(f"thread_limit must be at least 1, got {thread_limit}")
         limiter = trio.CapacityLimiter(thread_limit)
-    with unwrapped_group():
-        async with trio.open_nursery() as nursery:
-            system = ActorSystem(
-                nursery,
-                thread_limiter=limiter,
-                check_messages=check_messages,
-                dead_letters_kept=dead_letters_kept,
-            )
-            if cluster is None:
-                try:
-                    yield system
-                finally:
-                    await system.shutdown()
-                return
-            from ..remote._node import open_node  # the cluster is optional: loaded on demand
+    async with AsyncExitStack() as stack:
+        loop = await stack.enter_async_context(open_asyncio_loop()) if asyncio else None
+        with unwrapped_group():
+            async with trio.open_nursery() as nursery, AsyncExitStack() as cluster_stack:
+                system = ActorSystem(
+                    nursery,
+                    thread_limiter=limiter,
+                    check_messages=check_messages,
+                    dead_letters_kept=dead_letters_kept,
+                )
+                system.asyncio_loop = loop
+                if cluster is not None:
+                    # The cluster is optional: loaded on demand.
+                    from ..remote._node import open_node
 
-            async with open_node(cluster, system) as node:
-                system._transport = node
+                    system._transport = await cluster_stack.enter_async_context(
+                        open_node(cluster, system)
+                    )
                 try:
                     yield system
                 finally:

@@ -239,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
         "when --cluster is not given): exported names become competing consumers, spread over "
         "the cores; a worker that dies is restarted",
     )
+    run.add_argument(
+        "--asyncio",
+        action="store_true",
+        help="run an asyncio loop beside the actors, so that handlers can await asyncio "
+        "libraries with triactor.run_asyncio (needs the triactor[asyncio] extra)",
+    )
     run.set_defaults(handler=_run_command)
 
     status = commands.add_parser(
@@ -364,6 +370,7 @@ async def _run_target(
         metrics_port=args.metrics_port,
         cluster=args.cluster,
         status_report=status_report,
+        asyncio=args.asyncio,
     )
 
 
@@ -421,6 +428,7 @@ def _workers_command(args: argparse.Namespace) -> int:
         "--status",
         "off",
         *(["--json"] if args.json else []),
+        *(["--asyncio"] if args.asyncio else []),
     ]
     try:
         return trio.run(

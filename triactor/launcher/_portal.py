@@ -57,10 +57,12 @@ class ActorPortal:
         shutdown_timeout: float | None,
         thread_name: str,
         cluster: Any = None,
+        asyncio: bool = False,
     ) -> None:
         self._cluster = cluster
         self._tree = tree
         self._shutdown_timeout = shutdown_timeout
+        self._asyncio = asyncio
         self._ready = threading.Event()  # the tree has started, or the run has ended
         self._done = threading.Event()  # the run has ended
         self._running: RunningTree | None = None
@@ -103,6 +105,7 @@ class ActorPortal:
             handle_signals=False,
             shutdown_timeout=self._shutdown_timeout,
             cluster=self._cluster,
+            asyncio=self._asyncio,
         )
         result: RunResult | None = None
 
@@ -360,6 +363,7 @@ def start_in_thread(
     shutdown_timeout: float | None = None,
     thread_name: str | None = None,
     cluster: Any = None,
+    asyncio: bool = False,
 ) -> ActorPortal:
     """Run ``tree`` on a Trio loop in a background thread, for synchronous programs.
 
@@ -389,6 +393,10 @@ def start_in_thread(
             cancelled; default: no overall deadline (each actor keeps its own timeout).
         thread_name: the background thread's name; default ``"triactor-<root name>"``.
         cluster: a :class:`~triactor.Cluster` or Redis URL to join (see ``open_actor_system``).
+        asyncio: run an asyncio loop beside the actors, so that handlers can await asyncio
+            libraries with :func:`triactor.run_asyncio` (needs ``triactor[asyncio]``). An
+            asyncio *program* uses the portal from its own loop through
+            ``await asyncio.to_thread(portal.ask, ...)``; it needs no bridge.
 
     Raises:
         TypeError: if ``tree`` is not a :class:`~triactor.Supervisor`, or ``shutdown_timeout``
@@ -402,6 +410,7 @@ def start_in_thread(
             "Supervisor('root', [ChildSpec(MyActor, name=...)])"
         )
     _check_timeout(shutdown_timeout)
-    portal = ActorPortal(tree, shutdown_timeout, thread_name or f"triactor-{tree.name}", cluster)
+    name = thread_name or f"triactor-{tree.name}"
+    portal = ActorPortal(tree, shutdown_timeout, name, cluster, asyncio)
     portal._start()
     return portal

@@ -206,6 +206,7 @@ async def run_tree(
     metrics_port: int | None = None,
     cluster: Any = None,
     status_report: StatusWriter | None = None,
+    asyncio: bool = False,
     task_status: trio.TaskStatus[RunningTree] = trio.TASK_STATUS_IGNORED,
 ) -> RunResult:
     """Run ``tree`` in a new actor system until it stops; the async core of :func:`run`.
@@ -228,6 +229,7 @@ async def run_tree(
         cluster: a :class:`~triactor.Cluster` or Redis URL to join (see ``open_actor_system``).
         status_report: what SIGUSR1 does, with ``handle_signals``: called with the system;
             default: print a snapshot of every actor to stderr.
+        asyncio: run an asyncio loop beside the actors (see ``open_actor_system``).
 
     While the tree runs, ``triactor status PID`` gets the same snapshot from a Unix socket in
     a directory private to the user (no signal involved; see ``triactor status --help``).
@@ -254,6 +256,7 @@ async def run_tree(
             metrics_port,
             cluster,
             status_report,
+            asyncio,
             task_status,
         )
     return result
@@ -267,9 +270,11 @@ async def _run_system(
     metrics_port: int | None,
     cluster: Any,
     status_report: StatusWriter | None,
+    asyncio: bool,
     task_status: trio.TaskStatus[RunningTree],
 ) -> RunResult:
-    async with open_actor_system(cluster=cluster) as system, trio.open_nursery() as nursery:
+    system_context = open_actor_system(cluster=cluster, asyncio=asyncio)
+    async with system_context as system, trio.open_nursery() as nursery:
         running = RunningTree(system, nursery, deadline)
         try:
             if handle_signals:
@@ -316,6 +321,7 @@ def run(
     blocking_threshold: float | None = None,
     metrics_port: int | None = None,
     cluster: Any = None,
+    asyncio: bool = False,
 ) -> RunResult:
     """Run a supervision tree as a program: start Trio, the system and ``tree``; block until done.
 
@@ -340,6 +346,8 @@ def run(
         metrics_port: serve Prometheus metrics on this loopback port.
         cluster: a :class:`~triactor.Cluster` or Redis URL: the tree's exported children
             (``ChildSpec(..., export=True)``) become reachable from other processes.
+        asyncio: run an asyncio loop beside the actors, so that handlers can await asyncio
+            libraries with :func:`triactor.run_asyncio` (needs ``triactor[asyncio]``).
 
     Returns:
         A :class:`RunResult` once the tree has stopped: ``result.clean`` says whether
@@ -371,5 +379,6 @@ def run(
             blocking_threshold=blocking_threshold,
             metrics_port=metrics_port,
             cluster=cluster,
+            asyncio=asyncio,
         )
     )
