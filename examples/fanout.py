@@ -5,9 +5,9 @@
 The case of the background article (the hidden cost of waiting): two agents fetch data
 independently, a third merges it. Called one after the other, the fetches cost the *sum* of
 their waits; fanned out to two actors, each waiting in its own task, they cost the *max*.
-The merge agent asks both fetchers at once inside a nursery, so an error in either fetch
-still reaches the caller (nothing vanishes in an event loop), and the supervisor restarts a
-fetcher that crashes.
+The merge agent asks both fetchers at once with ``triactor.ask_all``: the replies come back in
+order, an error in either fetch reaches the caller as itself (nothing vanishes in an event
+loop) and cancels the other, and the supervisor restarts a fetcher that crashes.
 
 The program runs the same research twice, sequentially and fanned out, and prints both
 measured times next to the sum and the max of the fetch latencies.
@@ -20,7 +20,8 @@ import argparse
 import attrs
 import trio
 
-from triactor import Actor, ChildSpec, Supervisor, handler, open_actor_system
+import triactor
+from triactor import Actor, ActorRef, ChildSpec, Supervisor, handler, open_actor_system
 
 
 @attrs.frozen
@@ -55,7 +56,7 @@ class Brief:
     facts: tuple[str, ...]
 
 
-class FetchAgent(Actor):
+class FetchAgent(Actor[Fetch, Found]):
     """I/O-bound: looks a topic up in one source (a simulated call of ``latency`` seconds)."""
 
     def __init__(self, source: str, latency: float) -> None:
@@ -68,7 +69,7 @@ class FetchAgent(Actor):
         return Found(self.source, (f"{self.source}: what is known about {msg.topic}",))
 
 
-class MergeAgent(Actor):
+class MergeAgent(Actor[Research, Brief]):
     """Asks every fetch agent, then merges their findings into one brief."""
 
     def __init__(self, fetchers: tuple[str, ...]) -> None:
@@ -76,18 +77,10 @@ class MergeAgent(Actor):
 
     @handler
     async def research(self, msg: Research) -> Brief:
-        refs = [self.system.lookup(name) for name in self.fetchers]
+        refs: list[ActorRef[Fetch, Found]] = [self.system.lookup(n) for n in self.fetchers]
         found: list[Found] = []
-        if msg.parallel:
-            results: dict[int, Found] = {}
-
-            async def ask(index: int) -> None:
-                results[index] = await refs[index].ask(Fetch(msg.topic))
-
-            async with trio.open_nursery() as nursery:  # both asks wait at the same time
-                for index in range(len(refs)):
-                    nursery.start_soon(ask, index)
-            found = [results[index] for index in range(len(refs))]
+        if msg.parallel:  # every ask waits at the same time; the replies come in order
+            found = await triactor.ask_all([(ref, Fetch(msg.topic)) for ref in refs])
         else:
             for ref in refs:  # the lockstep way: each fetch waits for the one before
                 found.append(await ref.ask(Fetch(msg.topic)))

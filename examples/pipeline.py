@@ -14,7 +14,9 @@ The agents:
   so the loop and every other agent keep going.
 - ``enrich-urgent`` and ``enrich-bulk`` call a rate-limited API, shared through one
   ``PriorityPool``: urgent documents are served first, bulk ones still get their share.
-- ``sink`` counts what came out.
+- ``sink`` counts what came out and publishes each finished document on the ``done`` topic.
+- ``monitor`` subscribes to ``done`` and, on a timer, shows the progress; it stops itself once
+  every document has come out (or gone to dead letters), which ends the run.
 
 It prints live progress and ends with a report. Everything runs in-process on the embedded
 actor system; no server is needed.
@@ -78,6 +80,11 @@ class Emit:
 @attrs.frozen
 class Report:
     """Asks an agent for its counters."""
+
+
+@attrs.frozen
+class ShowProgress:
+    """The monitor's timer message: show the progress, stop when everything is through."""
 
 
 class Source(Actor):
@@ -201,10 +208,41 @@ class Sink(Actor):
     @handler
     async def collect(self, doc: Document) -> None:
         self.done["urgent" if doc.urgent else "bulk"] += 1
+        await self.system.publish("done", doc)  # to whoever follows the pipeline
 
     @handler
     async def report(self, msg: Report) -> dict[str, int]:
         return dict(self.done)
+
+
+class Monitor(Actor):
+    """Follows the ``done`` topic; every 0.1 s (a timer) shows the progress; stops at the end."""
+
+    def __init__(self, items: int, display: Progress | None) -> None:
+        self.items = items
+        self.display = display
+        self.done = 0
+
+    async def on_start(self) -> None:
+        self.system.subscribe(self.ref, "done")
+        self.parser = self.system.lookup("parser")
+        self.timers.every("show", ShowProgress(), interval=0.1)
+
+    @handler
+    async def finished(self, doc: Document) -> None:
+        self.done += 1
+
+    @handler
+    async def show(self, msg: ShowProgress) -> None:
+        lost = self.system.dead_letters.count
+        if self.display is not None:
+            parser = self.parser.statistics()
+            self.display.show(
+                f"processed {self.done}/{self.items}  dead letters {lost}  "
+                f"parser restarts {parser.restarts}  parser queue {parser.mailbox.depth}"
+            )
+        if self.done + lost >= self.items:
+            self.stop()  # its timer stops with it; run_pipeline is watching
 
 
 def build_tree(api: PriorityPool) -> Supervisor:
@@ -272,19 +310,11 @@ async def run_pipeline(
     async with open_actor_system() as system:
         await system.spawn(build_tree(api))
         source, sink, parser = (system.lookup(n) for n in ("source", "sink", "parser"))
+        monitor = await system.spawn(Monitor, items, display if progress else None)
         await source.tell(Emit(items, seed))
-        while True:
-            done = sum((await sink.ask(Report())).values())
-            lost = system.dead_letters.count
-            if progress:
-                display.show(
-                    f"processed {done}/{items}  dead letters {lost}  "
-                    f"parser restarts {parser.statistics().restarts}  "
-                    f"parser queue {parser.statistics().mailbox.depth}"
-                )
-            if done + lost >= items:
-                break
-            await trio.sleep(0.1)
+        await system.watch(monitor)  # until every document is through
+        done = sum((await sink.ask(Report())).values())
+        lost = system.dead_letters.count
         result = await _report(system, api, source, sink, parser, items, time.monotonic() - started)
     if progress:
         display.show(f"processed {done}/{items}  dead letters {lost}", final=True)
