@@ -5,6 +5,7 @@ the error says how to turn it on."""
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import attrs
 import pytest
@@ -57,7 +58,7 @@ class Get:
 
 
 class Cache(Actor[Get, str]):
-    closed: list[str] = []
+    closed: ClassVar[list[str]] = []
 
     async def on_start(self) -> None:
         self.client = AsyncioClient()
