@@ -59,7 +59,7 @@ def _readme_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", match.group(1), re.S)
 
 
-@pytest.mark.parametrize("index", range(2))
+@pytest.mark.parametrize("index", range(3))
 def test_readme_python_blocks_run(index: int) -> None:
     blocks = _readme_blocks()
     if len(blocks) <= index:
