@@ -173,6 +173,8 @@ class ActorSystem:
         overflow: Overflow | None = None,
         max_concurrency: int | None = None,
         shutdown_timeout: float | None = None,
+        export: bool = False,
+        resume_on: tuple[type[Exception], ...] | None = None,
         **kwargs: Any,
     ) -> ActorRef[M, R]: ...
 
@@ -186,6 +188,8 @@ class ActorSystem:
         overflow: Overflow | None = None,
         max_concurrency: int | None = None,
         shutdown_timeout: float | None = None,
+        export: bool = False,
+        resume_on: tuple[type[Exception], ...] | None = None,
         **kwargs: Any,
     ) -> ActorRef: ...
 
