@@ -67,6 +67,12 @@ class TopicRegistry:
         topic = _check_topic(topic)
         if not isinstance(ref, ActorRef):
             raise TypeError(f"subscribe takes an ActorRef, got {ref!r}")
+        if not isinstance(ref, LocalActorRef):
+            raise TypeError(
+                f"subscribe takes the ref of an actor of this system (from spawn or lookup), "
+                f"got {ref!r}; topics do not cross nodes yet: subscribe the actor on the node "
+                "that hosts it"
+            )
         if not ref.is_alive:
             return
         if ref not in self._watched:
