@@ -34,6 +34,7 @@ def test_a_portal_still_works_as_a_context_manager() -> None:
 
 
 APP = """
+import logging
 import attrs, triactor
 from triactor import Actor, ChildSpec, Supervisor, handler
 
@@ -51,6 +52,8 @@ class Worker(Actor):
 
     async def on_stop(self) -> None:
         print(f"worker stopped after {self.done} messages", flush=True)
+
+logging.basicConfig(level=logging.INFO)  # triactor logs through the standard logging
 
 # What a Flask or Django app does: a portal made at import, never closed by the app.
 portal = triactor.start_in_thread(Supervisor("app", [ChildSpec(Worker, name="worker")]))

@@ -11,10 +11,10 @@ from types import TracebackType
 from typing import Any, NoReturn, TypeVar, final
 
 import trio
-from loguru import logger
 
 from .._errors import ActorStopped
 from .._groups import unwrapped_group
+from .._logging import logger
 from ..actors import ActorRef, SystemStatistics
 from ..supervision import Supervisor
 from ._run import RunningTree, RunResult, _check_timeout, run_tree
