@@ -288,7 +288,9 @@ async def test_timers_from_the_constructor_a_sync_handler_and_a_concurrent_actor
             ref = await system.spawn(cls)
             # ask: the autojumping clock must not run ahead while a worker thread runs
             await ref.ask(StartOnce("sync", f"{cls.__name__} sync", 2.0))
-            await ref.ask(StartOnce("gone", "never", 0.0))
+            if cls is Mixed:
+                # One message at a time: a tick queued while the handler runs waits for it.
+                await ref.ask(StartOnce("gone", "never", 0.0))
             await trio.sleep(5)
             await ref.stop()
     assert [label for label, _ in seen] == ["init", "Mixed sync", "init", "Concurrent sync"]
