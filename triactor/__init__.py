@@ -32,6 +32,7 @@ from .actors import (
 )
 from .launcher import ActorPortal, RunResult, run, start_in_thread
 from .mailbox import MailboxStatistics, Overflow
+from .parallel import run_in_process
 from .pools import (
     ClassStatistics,
     Lease,
@@ -41,6 +42,7 @@ from .pools import (
     ResourcePoolStatistics,
 )
 from .remote import Cluster, ExportStatistics
+from .routing import Router, RouterRef, Routing
 from .supervision import (
     Backoff,
     ChildCounts,
@@ -88,6 +90,9 @@ __all__ = [
     "ResourcePoolStatistics",
     "Restart",
     "RestartIntensityExceeded",
+    "Router",
+    "RouterRef",
+    "Routing",
     "RunResult",
     "Strategy",
     "Supervisor",
@@ -97,5 +102,6 @@ __all__ = [
     "handler",
     "open_actor_system",
     "run",
+    "run_in_process",
     "start_in_thread",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
@@ -122,9 +122,11 @@ class ActorRef(abc.ABC):
         """
 
 
-@final
 class LocalActorRef(ActorRef):
-    """The ref of an actor in this process: its methods work directly on the actor's cell."""
+    """The ref of an actor in this process: its methods work directly on the actor's cell.
+
+    Subclassed only inside triactor: a router's ref routes its messages to the routees.
+    """
 
     __slots__ = ("_cell",)
 

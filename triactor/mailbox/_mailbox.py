@@ -167,6 +167,11 @@ class Mailbox:
         """True once :meth:`close` was called: new items are refused."""
         return self._closed
 
+    @property
+    def waiting_senders(self) -> int:
+        """Senders blocked by ``Overflow.BLOCK`` right now, waiting for room."""
+        return len(self._putters) if self._putters else 0
+
     def __len__(self) -> int:
         return self._size
 
