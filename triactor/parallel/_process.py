@@ -86,9 +86,7 @@ async def run_in_process(
     """
     name = _check_sendable(fn)
     try:
-        result: T = await trio_parallel.run_sync(
-            fn, *args, kill_on_cancel=True, limiter=limiter
-        )
+        result: T = await trio_parallel.run_sync(fn, *args, kill_on_cancel=True, limiter=limiter)
     except Exception as exc:
         exc.add_note(f"in triactor.run_in_process({name}, ...)")
         raise
