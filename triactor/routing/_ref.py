@@ -71,8 +71,13 @@ class RouterRef(LocalActorRef):
 
     # -- choosing -------------------------------------------------------------------------------
 
-    def _route(self) -> ActorCell | None:
-        """The routee for the next message; None once the router has stopped for good."""
+    def choose_routee(self) -> ActorCell | None:
+        """Choose the routee for the next message, by the router's routing; None once the
+        router has stopped for good.
+
+        ``tell``, ``try_tell`` and ``ask`` use it; a transport that feeds actors' mailboxes
+        directly feeds the chosen routee's. Internal: it returns the routee's cell.
+        """
         if self._cell.state is ActorState.STOPPED:
             return None
         routees = self._routees
@@ -113,7 +118,7 @@ class RouterRef(LocalActorRef):
         if isinstance(message, SystemMessage):  # for the router itself, as a supervisor
             await super().tell(message, priority=priority)
             return
-        routee = self._route()
+        routee = self.choose_routee()
         if routee is None:
             await checkpoint_if_cancelled()
             self._cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
@@ -123,7 +128,7 @@ class RouterRef(LocalActorRef):
     def try_tell(self, message: object, *, priority: int = 0) -> bool:
         if isinstance(message, SystemMessage):
             return super().try_tell(message, priority=priority)
-        routee = self._route()
+        routee = self.choose_routee()
         if routee is None:
             self._cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
             return False
@@ -132,7 +137,7 @@ class RouterRef(LocalActorRef):
     async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
         if isinstance(message, SystemMessage):
             return await super().ask(message, timeout=timeout, priority=priority)
-        routee = self._route()
+        routee = self.choose_routee()
         if routee is None:
             await checkpoint()
             raise self._cell.stopped_error(message)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, final
 from ..actors import Actor, ActorRef, ExitReason
 from ..mailbox import Overflow
 from ..supervision import Backoff, ChildSpec, Restart, Strategy, Supervisor
-from ..supervision._spec import SubtreeSpec
+from ..supervision._spec import SubtreeSpec, _valid_name
 from ..supervision._supervisor import SupervisorActor, _Children, add_static_children
 from ._ref import RouterRef
 from ._routing import Routing
@@ -89,6 +89,7 @@ class Router(SubtreeSpec):
         max_restarts: int = 3,
         within: float = 5.0,
     ) -> None:
+        name = _valid_name(name, "Router")
         if not (isinstance(actor, type) and issubclass(actor, Actor)):
             raise TypeError(
                 f"router {name!r} takes the Actor subclass its routees run, got {actor!r}"
