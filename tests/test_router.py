@@ -28,6 +28,7 @@ from triactor import (
     handler,
     open_actor_system,
 )
+from triactor.launcher import render_tree
 
 
 @attrs.frozen
@@ -444,3 +445,12 @@ async def test_router_ref_statistics_and_repr(system: triactor.ActorSystem) -> N
     assert [s.processed for s in pool.routee_statistics()] == [3, 2]
     assert pool.statistics().processed == 5
     assert [s.path for s in pool.routee_statistics()] == ["/pool/pool-0", "/pool/pool-1"]
+
+
+def test_the_tree_view_draws_a_router_as_one_line() -> None:
+    tree = Supervisor("root", [Router("pool", Recorder, 4, args=([], {}), max_restarts=7)])
+    assert render_tree(tree, ascii_only=True).splitlines() == [
+        "root  (supervisor one_for_one, max 3 restarts in 5 s)",
+        "`-- pool  router least_busy over 4 x Recorder (permanent, shutdown 5 s, mailbox 16 "
+        "block); max 7 restarts in 5 s, permanent",
+    ]
