@@ -328,6 +328,26 @@ async def test_a_router_that_gives_up_is_restarted_by_its_parent_with_the_same_r
         assert pool.is_alive and all(r.is_alive for r in pool.routees)
 
 
+async def test_a_restarted_router_routes_to_a_routee_it_had_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+    router = Router(
+        "pool", Recorder, 3, routing=Routing.ROUND_ROBIN, args=(seen, {}), max_restarts=0
+    )
+    async with open_actor_system() as system:
+        await system.spawn(Supervisor("root", [router]))
+        pool = system.lookup("pool")
+        await system.terminate_child(pool, "pool-1")  # stopped for good: skipped from now on
+        assert {await pool.ask(Job(n)) for n in range(4)} == {"pool-0", "pool-2"}
+        await pool.tell(Fail())  # over the router's budget: its parent restarts it
+        await wait_all_tasks_blocked()
+        assert (await system.which_children("root"))[0].restarts == 1
+        # The restarted router starts from its specs: pool-1 is back, with a new cell.
+        assert {await pool.ask(Job(n)) for n in range(6)} == {"pool-0", "pool-1", "pool-2"}
+        assert system.lookup("pool") is pool
+
+
 async def test_a_router_restarted_too_often_escalates(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
