@@ -40,6 +40,7 @@ MESSAGE_SECONDS = 0.020
 PROBE_INTERVAL = 0.001
 SPEEDUP_TARGET = 1.7
 LAG_P99_TARGET_MS = 5.0
+ROUNDS = 2
 
 
 def crunch(rounds: int) -> int:
@@ -181,7 +182,8 @@ async def idle(work: Workload) -> None:
     await trio.sleep(1.0)
 
 
-#: The rows, in order; the first one that does work is the baseline of the speedups.
+#: The rows, in order; ``one_core`` is the baseline of the speedups. A row for worker processes
+#: (``--workers 2``) is one more ``Variant(..., parallel=True)``.
 VARIANTS: list[Variant] = [
     Variant("idle loop (the probe alone, 1 s)", idle),
     Variant("1 core: one actor, plain def handler (a thread)", one_core),
@@ -245,9 +247,19 @@ async def _measure(variant: Variant, work: Workload) -> Result:
 
 
 def run() -> None:
-    """Run every variant over the same workload and print the table."""
+    """Run every variant over the same workload and print the table.
+
+    The variants run in turn, ``ROUNDS`` times over, so that a change of load on the machine
+    hits them alike; each row shows its fastest round (and that round's lag).
+    """
     work = Workload(MESSAGES, calibrate())
-    results = [(variant, trio.run(_measure, variant, work)) for variant in VARIANTS]
+    best: dict[int, Result] = {}
+    for _ in range(ROUNDS):
+        for index, variant in enumerate(VARIANTS):
+            result = trio.run(_measure, variant, work)
+            if index not in best or result.seconds < best[index].seconds:
+                best[index] = result
+    results = [(variant, best[index]) for index, variant in enumerate(VARIANTS)]
     baseline = next(result for variant, result in results if variant.run is one_core)
     rows = []
     for variant, result in results:
@@ -275,8 +287,8 @@ def run() -> None:
         )
     print_table(
         f"Scale-out: a CPU-bound stage, {MESSAGES} messages of ~{MESSAGE_SECONDS * 1000:g} ms "
-        f"pure-Python work each, on this machine's {_cores()} cores (worker processes started "
-        "beforehand)",
+        f"pure-Python work each, on this machine's {_cores()} cores (best of {ROUNDS} rounds; "
+        "worker processes started beforehand)",
         ("stage", "seconds", "speedup", "lag p50 (ms)", "lag p99 (ms)", "target", ""),
         rows,
     )
