@@ -49,14 +49,12 @@ class RouterRef(LocalActorRef):
 
     def __init__(self, cell: ActorCell, routees: Sequence[ActorCell], routing: Routing) -> None:
         super().__init__(cell)
-        self._routees: tuple[ActorCell, ...] = ()
-        self.set_routees(routees)
         #: How this router chooses a routee.
         self.routing = routing
         self._least_busy = routing is Routing.LEAST_BUSY
-        # Where the next choice starts: the next routee in turn (round robin), or the first
-        # one looked at (least busy, so that ties go round in turn too).
+        self._routees: tuple[ActorCell, ...] = ()
         self._next = 0
+        self.set_routees(routees)
 
     def set_routees(self, routees: Sequence[ActorCell]) -> None:
         """Route to ``routees`` from now on (the router's runtime calls it at each start).
@@ -67,6 +65,8 @@ class RouterRef(LocalActorRef):
         if not routees:
             raise ValueError(f"router {self._cell.path!r} needs at least one routee")
         self._routees = tuple(routees)
+        # Where the next choice starts: the next routee in turn (round robin), or the first
+        # one looked at (least busy, so that ties go round in turn too).
         self._next = 0
 
     # -- choosing -------------------------------------------------------------------------------
