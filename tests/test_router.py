@@ -412,6 +412,17 @@ async def test_round_robin_skips_a_routee_stopped_for_good(system: triactor.Acto
     assert [name for name, _, _ in seen] == ["pool-0", "pool-2", "pool-0", "pool-2"]
 
 
+async def test_least_busy_skips_a_routee_stopped_for_good(system: triactor.ActorSystem) -> None:
+    seen: list[tuple[str, int, int]] = []
+    pool = await system.spawn(Router("pool", Recorder, 3, args=(seen, {})))
+    await system.terminate_child(pool, "pool-1")  # its empty, closed mailbox must not attract
+    for number in range(6):
+        await pool.tell(Job(number))
+    await wait_all_tasks_blocked()
+    assert sorted(name for name, _, _ in seen) == ["pool-0"] * 3 + ["pool-2"] * 3
+    assert system.dead_letters.count == 0
+
+
 # -- the spec and the ref -------------------------------------------------------------------
 
 

@@ -168,9 +168,9 @@ class Mailbox:
         return self._closed
 
     @property
-    def waiting_senders(self) -> int:
-        """Senders blocked by ``Overflow.BLOCK`` right now, waiting for room."""
-        return len(self._putters) if self._putters else 0
+    def backlog(self) -> int:
+        """User messages queued plus senders blocked by ``Overflow.BLOCK`` waiting for room."""
+        return self._size + len(self._putters) if self._putters else self._size
 
     def __len__(self) -> int:
         return self._size

@@ -45,7 +45,7 @@ class RouterRef(LocalActorRef):
         depths = [s.mailbox.depth for s in fetchers.routee_statistics()]
     """
 
-    __slots__ = ("_least_busy", "_next", "_routees", "routing")
+    __slots__ = ("_least_busy", "_next", "_routees", "_twice", "routing")
 
     def __init__(self, cell: ActorCell, routees: Sequence[ActorCell], routing: Routing) -> None:
         super().__init__(cell)
@@ -53,6 +53,7 @@ class RouterRef(LocalActorRef):
         self.routing = routing
         self._least_busy = routing is Routing.LEAST_BUSY
         self._routees: tuple[ActorCell, ...] = ()
+        self._twice: tuple[ActorCell, ...] = ()
         self._next = 0
         self.set_routees(routees)
 
@@ -65,6 +66,7 @@ class RouterRef(LocalActorRef):
         if not routees:
             raise ValueError(f"router {self._cell.path!r} needs at least one routee")
         self._routees = tuple(routees)
+        self._twice = self._routees * 2  # a rotation is a slice: _twice[start : start + size]
         # Where the next choice starts: the next routee in turn (round robin), or the first
         # one looked at (least busy, so that ties go round in turn too).
         self._next = 0
@@ -80,37 +82,47 @@ class RouterRef(LocalActorRef):
         """
         if self._cell.state is ActorState.STOPPED:
             return None
-        routees = self._routees
-        size = len(routees)
+        size = len(self._routees)
         start = self._next
         self._next = start + 1 if start + 1 < size else 0
         if not self._least_busy:
-            chosen = routees[start]
-            if not chosen.mailbox.closed:
-                return chosen
-            # That routee was stopped for good (terminate_child): skip it, keep the turn order.
-            for offset in range(1, size):
-                candidate = routees[(start + offset) % size]
-                if not candidate.mailbox.closed:
-                    self._next = (start + offset + 1) % size
-                    return candidate
-            return chosen  # every routee stopped: its tell dead-letters the message
-        best = routees[start]
+            chosen = self._routees[start]
+            if chosen.mailbox.closed:
+                return self._first_open(start)
+            return chosen
+        best = self._routees[start]
         best_load = -1
-        for offset in range(size):
-            index = start + offset
-            cell = routees[index - size if index >= size else index]
-            mailbox = cell.mailbox
-            if mailbox.closed:
-                continue
-            # Queued messages and waiting senders count double so that, among routees of equal
-            # capacity, one with room always beats a full one; being busy breaks ties.
-            load = 2 * (len(mailbox) + mailbox.waiting_senders) + (cell.current is not None)
+        # Queued messages and waiting senders count double so that, among routees of equal
+        # capacity, one with room always beats a full one; being busy breaks ties.
+        for cell in self._twice[start : start + size]:
+            load = 2 * cell.mailbox.backlog + (cell.current is not None)
             if best_load < 0 or load < best_load:
                 best, best_load = cell, load
                 if load == 0:
                     break
+        if best.mailbox.closed:  # stopped for good (terminate_child), so its queue is empty
+            return self._least_busy_open(start)
         return best
+
+    def _first_open(self, start: int) -> ActorCell:
+        """Round robin past routees stopped for good, keeping the turn order."""
+        size = len(self._routees)
+        for offset in range(1, size):
+            candidate = self._twice[start + offset]
+            if not candidate.mailbox.closed:
+                self._next = (start + offset + 1) % size
+                return candidate
+        return self._routees[start]  # every routee stopped: its tell dead-letters the message
+
+    def _least_busy_open(self, start: int) -> ActorCell:
+        """Least busy among the routees not stopped for good (the slow path)."""
+        size = len(self._routees)
+        open_ones = [c for c in self._twice[start : start + size] if not c.mailbox.closed]
+        if not open_ones:
+            return self._routees[start]  # every routee stopped: its tell dead-letters it
+        return min(
+            open_ones, key=lambda cell: 2 * cell.mailbox.backlog + (cell.current is not None)
+        )
 
     # -- sending --------------------------------------------------------------------------------
 
