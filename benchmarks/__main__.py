@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from . import bench_core, bench_pools, bench_redis, bench_remote
+from . import bench_core, bench_pools, bench_redis, bench_remote, bench_scale
 
 SECTIONS: dict[str, tuple[Callable[[], None], str]] = {
     "core": (bench_core.run, "tell, ask, spawn+stop and fan-out against raw Trio"),
     "pools": (bench_pools.run, "priority pool waits and shares against a FIFO limiter"),
     "redis": (bench_redis.run, "the Redis connection layer against a raw socket"),
     "remote": (bench_remote.run, "tell and ask between two node processes over Redis"),
+    "scale": (bench_scale.run, "a CPU-bound stage on one core against the CPU path"),
 }
 
 

@@ -6,12 +6,15 @@ The agents:
 
 - ``source`` emits documents into bounded mailboxes: when the fetchers fall behind, its
   ``tell`` waits (backpressure), and the report shows for how long.
-- ``fetch-0..3`` are I/O-bound (a simulated HTTP call of 5-20 ms each) and run concurrently.
+- ``fetchers`` is a router in front of four I/O-bound fetchers (a simulated HTTP call of
+  5-20 ms each) that run concurrently; each document goes to the least busy one.
 - ``parser`` is flaky: about 10% of documents are corrupt and crash it. Its supervisor
   restarts it (with backoff) and the documents queued behind the crash are not lost; each
   corrupt document goes to dead letters.
-- ``scorer`` is CPU-heavy and written as a plain ``def`` handler: it runs in a worker thread,
-  so the loop and every other agent keep going.
+- ``scorer`` is CPU-heavy: a router of one scorer per core, each running its pure-Python work
+  in a worker process (``triactor.run_in_process``), so the scoring uses every core while the
+  loop and every other agent keep going. ``python -m examples.scale_out`` measures this stage
+  on its own.
 - ``enrich-urgent`` and ``enrich-bulk`` call a rate-limited API, shared through one
   ``PriorityPool``: urgent documents are served first, bulk ones still get their share.
 - ``sink`` counts what came out and publishes each finished document on the ``done`` topic.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import os
 import random
 import sys
 import time
@@ -45,10 +49,14 @@ from triactor import (
     ChildSpec,
     DeadLetterReason,
     PriorityPool,
+    Router,
+    RouterRef,
+    Routing,
     Strategy,
     Supervisor,
     handler,
     open_actor_system,
+    run_in_process,
 )
 from triactor.launcher import StatusLine
 
@@ -56,6 +64,7 @@ if TYPE_CHECKING:
     from loguru import Record
 
 FETCHERS = 4
+SCORERS = os.cpu_count() or 2  # one per core: the scoring runs in worker processes
 
 
 @attrs.frozen
@@ -88,7 +97,7 @@ class ShowProgress:
 
 
 class Source(Actor):
-    """Emits documents round-robin to the fetchers; waits when their mailboxes are full."""
+    """Emits documents to the fetchers' router; waits when every fetcher's mailbox is full."""
 
     def __init__(self) -> None:
         self.emitted = 0
@@ -97,11 +106,11 @@ class Source(Actor):
     @handler
     async def emit(self, msg: Emit) -> None:
         rng = random.Random(msg.seed)
-        fetchers = [self.system.lookup(f"fetch-{i}") for i in range(FETCHERS)]
+        fetchers = self.system.lookup("fetchers")  # one ref in front of all the fetchers
         for n in range(msg.count):
             doc = Document(n, urgent=rng.random() < 0.2, corrupt=rng.random() < 0.1)
             before = trio.current_time()
-            await fetchers[n % FETCHERS].tell(doc)  # waits while that mailbox is full
+            await fetchers.tell(doc)  # to the least busy fetcher; waits while all are full
             self.blocked_seconds += trio.current_time() - before
             self.emitted += 1
 
@@ -140,36 +149,30 @@ class Parser(Actor):
         await self.scorer.tell(doc)
 
 
-def _score(text: str) -> int:
+def score_text(text: str) -> int:
+    """The CPU-heavy step: pure Python, so it would stall the loop (or hog the GIL from a
+    thread) if it ran in this process. A module-level function, so a worker process can
+    import it."""
     digest = text.encode()
-    for _ in range(2_000):  # CPU work: would stall the loop if it ran on it
+    for _ in range(2_000):
         digest = hashlib.sha256(digest).digest()
     return digest[0]
 
 
-class ScoringStage(Actor):
-    """Feeds the scorer with asks, so that its thread work and the forwarding stay ordered."""
+class Scorer(Actor):
+    """Scores each document on another core, then sends it on to the right enricher."""
 
-    mailbox_capacity = 64
+    mailbox_capacity = 16
 
     async def on_start(self) -> None:
-        self.scorer = self.system.lookup("scorer-cpu")
         self.urgent = self.system.lookup("enrich-urgent")
         self.bulk = self.system.lookup("enrich-bulk")
 
     @handler
-    async def stage(self, doc: Document) -> None:
-        score = await self.scorer.ask(doc)
+    async def score(self, doc: Document) -> None:
+        score = await run_in_process(score_text, doc.text)  # a worker process does the work
         target = self.urgent if doc.urgent else self.bulk
         await target.tell(attrs.evolve(doc, score=score))
-
-
-class CpuScorer(Actor):
-    """The CPU-heavy step, a plain def handler: it runs in a worker thread."""
-
-    @handler
-    def score(self, doc: Document) -> int:
-        return _score(doc.text)
 
 
 class Enricher(Actor):
@@ -258,14 +261,9 @@ def build_tree(api: PriorityPool) -> Supervisor:
                     ChildSpec(BulkEnricher, args=(api,), name="enrich-bulk"),
                 ],
             ),
-            ChildSpec(CpuScorer, name="scorer-cpu"),
-            ChildSpec(ScoringStage, name="scorer"),
+            Router("scorer", Scorer, SCORERS, routing=Routing.LEAST_BUSY),
             ChildSpec(Parser, name="parser", backoff=Backoff(min=0.005, max=0.05, jitter=0.1)),
-            Supervisor(
-                "fetchers",
-                [ChildSpec(Fetcher, name=f"fetch-{i}") for i in range(FETCHERS)],
-                strategy=Strategy.ONE_FOR_ONE,
-            ),
+            Router("fetchers", Fetcher, FETCHERS, routing=Routing.LEAST_BUSY),
             ChildSpec(Source, name="source"),
         ],
         strategy=Strategy.ONE_FOR_ONE,
@@ -332,12 +330,15 @@ async def _report(
 ) -> dict[str, object]:
     dead_letters = system.dead_letters  # type: ignore[attr-defined]
     pool = api.statistics()
+    scorers = system.lookup("scorer")  # type: ignore[attr-defined]
+    assert isinstance(scorers, RouterRef)
     return {
         "items": items,
         "processed": await sink.ask(Report()),
         "dead_letters": dead_letters.count,
         "corrupt_dropped": dead_letters.count_by_reason().get(DeadLetterReason.CRASHED, 0),
         "parser_restarts": parser.statistics().restarts,
+        "scored": [stats.processed for stats in scorers.routee_statistics()],
         "source": await source.ask(Report()),
         "pool": {
             name: {"grants": c.grants, "wait_p50": c.wait_p50, "wait_p99": c.wait_p99}
@@ -365,6 +366,12 @@ def print_report(report: dict[str, object]) -> None:
     print(f"  dead letters          {dead}  (corrupt documents that crashed the parser)")
     print(f"  parser restarts       {restarts}  (queued documents kept every time)")
     print(f"  source blocked        {blocked:.2f} s  (backpressure from full mailboxes)")
+    scored = report["scored"]
+    assert isinstance(scored, list)
+    print(
+        f"  scored                {sum(scored)}  on {len(scored)} cores, in worker processes "
+        f"(per scorer: {', '.join(map(str, scored))})"
+    )
     print("  API pool waits by priority:")
     for name, stats in pool.items():
         print(

@@ -415,7 +415,7 @@ async def test_start_child_rejects_what_is_not_a_spec(
     async with open_actor_system() as system:
         await system.spawn(Supervisor("root"))
         for bad in ("hej", PlainCache):
-            with pytest.raises(TypeError, match="ChildSpec or Supervisor"):
+            with pytest.raises(TypeError, match="ChildSpec, Supervisor or Router"):
                 await system.start_child("root", bad)
         assert await system.which_children("root") == []
 

@@ -489,7 +489,7 @@ def test_specs_reject_bad_input() -> None:
         ChildSpec(object)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="two children are named 'a'"):
         Supervisor("root", specs(journal, "a", "a"))
-    with pytest.raises(TypeError, match="ChildSpec or Supervisor"):
+    with pytest.raises(TypeError, match="ChildSpec, Supervisor or Router"):
         Supervisor("root", [Worker])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="max_restarts"):
         Supervisor("root", [], max_restarts=-1)

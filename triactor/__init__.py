@@ -35,6 +35,7 @@ from .actors import (
 )
 from .launcher import ActorPortal, RunResult, run, start_in_thread
 from .mailbox import MailboxStatistics, Overflow
+from .parallel import run_in_process
 from .pools import (
     ClassStatistics,
     Lease,
@@ -44,6 +45,7 @@ from .pools import (
     ResourcePoolStatistics,
 )
 from .remote import Cluster, ExportStatistics
+from .routing import Router, RouterRef, Routing
 from .supervision import (
     Backoff,
     ChildCounts,
@@ -91,6 +93,9 @@ __all__ = [
     "ResourcePoolStatistics",
     "Restart",
     "RestartIntensityExceeded",
+    "Router",
+    "RouterRef",
+    "Routing",
     "RunResult",
     "Strategy",
     "Supervisor",
@@ -103,5 +108,6 @@ __all__ = [
     "open_actor_system",
     "run",
     "run_asyncio",
+    "run_in_process",
     "start_in_thread",
 ]

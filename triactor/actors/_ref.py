@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import functools
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Generic, final
+from typing import TYPE_CHECKING, Any, Generic
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
@@ -150,9 +150,11 @@ class ActorRef(abc.ABC, Generic[M, R]):
         """
 
 
-@final
 class LocalActorRef(ActorRef[M, R]):
-    """The ref of an actor in this process: its methods work directly on the actor's cell."""
+    """The ref of an actor in this process: its methods work directly on the actor's cell.
+
+    Subclassed only inside triactor: a router's ref routes its messages to the routees.
+    """
 
     __slots__ = ("_cell", "_thread")
 

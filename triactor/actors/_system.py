@@ -472,7 +472,7 @@ class ActorSystem:
         from ..supervision._supervisor import SupervisorActor
 
         ref = self.lookup(supervisor) if isinstance(supervisor, str) else supervisor
-        if self._cell_of(ref).actor_class is not SupervisorActor:
+        if not issubclass(self._cell_of(ref).actor_class, SupervisorActor):
             raise TypeError(
                 f"{ref.path!r} is not a supervisor; pass the name or ref of a Supervisor "
                 "(dynamic children are started under supervisors, not plain actors)"

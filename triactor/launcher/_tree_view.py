@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..routing import Router
 from ..supervision import Backoff, ChildSpec, Supervisor
 
 __all__ = ["render_tree"]
@@ -54,6 +55,15 @@ def _child_line(spec: ChildSpec, glyphs: tuple[str, ...]) -> str:
     return f"{spec.name}  {actor.__qualname__} ({', '.join(details)})"
 
 
+def _router_line(spec: Router, glyphs: tuple[str, ...]) -> str:
+    group = spec.supervisor
+    routee = _child_line(spec.routee_spec, glyphs).split("  ", 1)[1]
+    return (
+        f"{spec.name}  router {spec.routing.value} over {spec.size} x {routee}; "
+        f"max {group.max_restarts} restarts in {group.within:g} s, {spec.restart.value}"
+    )
+
+
 def _lines(spec: Supervisor, prefix: str, glyphs: tuple[str, ...]) -> list[str]:
     lines: list[str] = []
     for index, child in enumerate(spec.children):
@@ -62,8 +72,12 @@ def _lines(spec: Supervisor, prefix: str, glyphs: tuple[str, ...]) -> list[str]:
         if isinstance(child, Supervisor):
             lines.append(prefix + branch + _supervisor_line(child, glyphs, root=False))
             lines.extend(_lines(child, prefix + extend, glyphs))
-        else:
+        elif isinstance(child, Router):
+            lines.append(prefix + branch + _router_line(child, glyphs))
+        elif isinstance(child, ChildSpec):
             lines.append(prefix + branch + _child_line(child, glyphs))
+        else:
+            lines.append(prefix + branch + repr(child))
     return lines
 
 

@@ -167,6 +167,11 @@ class Mailbox:
         """True once :meth:`close` was called: new items are refused."""
         return self._closed
 
+    @property
+    def backlog(self) -> int:
+        """User messages queued plus senders blocked by ``Overflow.BLOCK`` waiting for room."""
+        return self._size + len(self._putters) if self._putters else self._size
+
     def __len__(self) -> int:
         return self._size
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 import math
 import random
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     import trio
 
     from ..actors import ActorRef, ActorSystem
+    from ..actors._cell import ActorCell
 
-__all__ = ["Backoff", "ChildSpec", "Restart", "Strategy", "Supervisor"]
+__all__ = ["Backoff", "ChildSpec", "Restart", "Strategy", "SubtreeSpec", "Supervisor"]
 
 
 class Restart(enum.Enum):
@@ -225,6 +227,30 @@ class ChildSpec:
         )
 
 
+class SubtreeSpec(abc.ABC):
+    """A child that runs as a supervisor of children it defines itself, such as a Router.
+
+    The extension point through which kinds of subtree other than :class:`Supervisor` take
+    part in a tree: a supervisor accepts them in ``children``, starts, restarts and stops
+    them like a child supervisor, and reports them as supervisors in ``which_children``.
+    """
+
+    __slots__ = ()
+
+    #: The child's name, unique in the system.
+    name: str
+    #: Its restart type as a child of another supervisor.
+    restart: Restart
+
+    @abc.abstractmethod
+    def new_cell(self, system: ActorSystem, parent_path: str) -> ActorCell:
+        """Register the subtree's root cell under ``parent_path`` and return it (not started).
+
+        Raises:
+            ValueError: if a name it needs is taken.
+        """
+
+
 @final
 class Supervisor:
     """A supervisor spec: a named group of children, restarted by rule (Erlang/OTP semantics).
@@ -260,7 +286,8 @@ class Supervisor:
 
     Args:
         name: the supervisor's name (unique in the system, like an actor's).
-        children: ChildSpecs and Supervisors, in start order; names must be distinct.
+        children: ChildSpecs, Supervisors and Routers, in start order; names must be
+            distinct.
         strategy: see :class:`Strategy`.
         max_restarts, within: the restart intensity (``max_restarts`` >= 0, ``within`` > 0).
         restart: this supervisor's restart type as a child of another supervisor.
@@ -288,7 +315,7 @@ class Supervisor:
     def __init__(
         self,
         name: str,
-        children: Sequence[ChildSpec | Supervisor] = (),
+        children: Sequence[ChildSpec | Supervisor | SubtreeSpec] = (),
         *,
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int = 3,
@@ -320,15 +347,15 @@ class Supervisor:
             )
         seen: set[str] = set()
         for child in children:
-            if not isinstance(child, ChildSpec | Supervisor):
+            if not isinstance(child, ChildSpec | Supervisor | SubtreeSpec):
                 raise TypeError(
-                    f"supervisor {name!r}: children must be ChildSpec or Supervisor, "
+                    f"supervisor {name!r}: children must be ChildSpec, Supervisor or Router, "
                     f"got {child!r}; wrap an Actor class as ChildSpec(MyActor, name=...)"
                 )
             if child.name in seen:
                 raise ValueError(f"supervisor {name!r}: two children are named {child.name!r}")
             seen.add(child.name)
-        self.children: tuple[ChildSpec | Supervisor, ...] = tuple(children)
+        self.children: tuple[ChildSpec | Supervisor | SubtreeSpec, ...] = tuple(children)
         self.strategy = strategy
         self.max_restarts = max_restarts
         self.within = float(within)

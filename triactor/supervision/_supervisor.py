@@ -29,7 +29,7 @@ from ..actors import Actor, ActorRef, handler
 from ..actors._cell import ActorCell, ActorState, ExitReason
 from ..actors._system_message import SystemMessage
 from ._repeats import StartFailures
-from ._spec import Backoff, ChildSpec, Restart, Strategy, Supervisor
+from ._spec import Backoff, ChildSpec, Restart, Strategy, SubtreeSpec, Supervisor
 
 if TYPE_CHECKING:
     from ..actors import ActorSystem
@@ -39,6 +39,7 @@ __all__ = [
     "ChildInfo",
     "ChildState",
     "SupervisorActor",
+    "add_static_children",
     "spawn_supervisor",
 ]
 
@@ -181,7 +182,9 @@ class _Child:
         "state",
     )
 
-    def __init__(self, spec: ChildSpec | Supervisor, cell: ActorCell, dynamic: bool) -> None:
+    def __init__(
+        self, spec: ChildSpec | Supervisor | SubtreeSpec, cell: ActorCell, dynamic: bool
+    ) -> None:
         self.spec = spec
         self.cell = cell
         self.dynamic = dynamic
@@ -216,7 +219,7 @@ class _Child:
             name=self.cell.name,
             path=self.cell.path,
             ref=self.cell.ref,
-            supervisor=isinstance(self.spec, Supervisor),
+            supervisor=not isinstance(self.spec, ChildSpec),
             state=self.state,
             restart=self.restart,
             restarts=self.cell.restarts,
@@ -261,7 +264,11 @@ def _cell_options(spec: ChildSpec | Supervisor) -> dict[str, Any]:
     }
 
 
-def _new_child_cell(system: ActorSystem, spec: ChildSpec | Supervisor, parent: str) -> ActorCell:
+def _new_child_cell(
+    system: ActorSystem, spec: ChildSpec | Supervisor | SubtreeSpec, parent: str
+) -> ActorCell:
+    if isinstance(spec, SubtreeSpec):
+        return spec.new_cell(system, parent)
     if isinstance(spec, Supervisor):
         return system.new_cell(
             SupervisorActor,
@@ -280,6 +287,28 @@ def _new_child_cell(system: ActorSystem, spec: ChildSpec | Supervisor, parent: s
         export=spec.export,
         **_cell_options(spec),
     )
+
+
+def add_static_children(
+    system: ActorSystem, children: _Children, spec: Supervisor, parent_path: str
+) -> None:
+    """Register the cells of ``spec``'s children under ``parent_path`` (none is started).
+
+    For a subtree whose children must exist before its first start (a router's routees take
+    messages as soon as the router's name is registered). All or nothing: if one cannot be
+    registered (a taken name), those already registered are removed again and the error is
+    raised.
+    """
+    try:
+        for child_spec in spec.children:
+            cell = _new_child_cell(system, child_spec, parent_path)
+            children.by_name[child_spec.name] = _Child(child_spec, cell, dynamic=False)
+    except BaseException:
+        # A restart must not come back with only some children.
+        for added in reversed(children.ordered()):
+            added.cell.finalize(ExitReason.CRASHED)
+        children.by_name.clear()
+        raise
 
 
 async def spawn_supervisor(system: ActorSystem, spec: Supervisor) -> ActorRef:
@@ -358,7 +387,7 @@ class SupervisorActor(Actor):
 
     # -- children's lives -----------------------------------------------------------------------
 
-    def _add(self, spec: ChildSpec | Supervisor, *, dynamic: bool) -> _Child:
+    def _add(self, spec: ChildSpec | Supervisor | SubtreeSpec, *, dynamic: bool) -> _Child:
         cell = _new_child_cell(self.system, spec, self.path)
         child = _Child(spec, cell, dynamic)
         self._children.by_name[spec.name] = child
@@ -737,11 +766,11 @@ class SupervisorActor(Actor):
 
     @handler
     async def _on_start_child(self, msg: StartChild) -> outcome.Outcome[ActorRef]:
-        if not isinstance(msg.spec, ChildSpec | Supervisor):
+        if not isinstance(msg.spec, ChildSpec | Supervisor | SubtreeSpec):
             return outcome.Error(
                 TypeError(
-                    f"start_child under supervisor {self.path!r}: a child must be a ChildSpec "
-                    f"or Supervisor, got {msg.spec!r}; wrap an Actor class as "
+                    f"start_child under supervisor {self.path!r}: a child must be a ChildSpec, "
+                    f"Supervisor or Router, got {msg.spec!r}; wrap an Actor class as "
                     "ChildSpec(MyActor, name=...)"
                 )
             )
