@@ -499,3 +499,24 @@ async def test_an_exported_child_keeps_its_stream_across_restarts_of_its_subtree
             with trio.fail_after(10):
                 assert await fragile.ask(Score(round_)) == Scored(round_, "a")
         assert a.cluster_statistics()[0].name == "fragile"
+
+
+async def test_an_exported_router_spreads_remote_work_over_its_routees(
+    redis_url: str, cluster_name: str
+) -> None:
+    router = triactor.Router(
+        "scorers", Scorer, 3, export=True, routing=triactor.Routing.ROUND_ROBIN
+    )
+    async with node(redis_url, cluster_name, "a") as a, node(redis_url, cluster_name, "b") as b:
+        local = await a.spawn(router)
+        scorers = b.remote("scorers", Scorer)
+        with trio.fail_after(10):
+            replies = [await scorers.ask(Score(n)) for n in range(6)]
+        assert replies == [Scored(2 * n, "a") for n in range(6)]
+        for n in range(30):
+            await scorers.tell(Note(n))
+        await eventually(
+            lambda: sum(s.processed for s in local.routee_statistics()) >= 36, 5, "all handled"
+        )  # type: ignore[attr-defined]
+        per_routee = [s.processed for s in local.routee_statistics()]  # type: ignore[attr-defined]
+        assert per_routee == [12, 12, 12]  # round robin over the 3 routees

@@ -17,7 +17,7 @@ import outcome
 import trio
 
 from .._errors import AskCycleError, NoHandler
-from ..actors import DeadLetterReason
+from ..actors import ActorState, DeadLetterReason
 from ..actors._request import Request
 from ._codec import ASK, STOP, TELL, Envelope, Undecodable
 from ._keys import GROUP, RELEASED
@@ -31,6 +31,7 @@ __all__ = ["Feeder", "format_traceback", "parse_entries", "parse_read", "payload
 
 _BLOCK_MS: Final = 5000
 _ROOM_POLL: Final = 0.001
+_START_POLL: Final = 0.01
 
 
 def parse_entries(reply: Any) -> list[tuple[bytes, list[bytes] | None]]:
@@ -66,21 +67,25 @@ def payload_of(flat: list[bytes] | None) -> bytes | None:
 class _Entry:
     """The delivery of one stream entry: acknowledge it, answer it, or hand it back."""
 
-    __slots__ = ("envelope", "feeder", "id")
+    __slots__ = ("envelope", "feeder", "id", "target")
 
-    def __init__(self, feeder: Feeder, entry_id: bytes, envelope: Envelope) -> None:
+    def __init__(
+        self, feeder: Feeder, entry_id: bytes, envelope: Envelope, target: ActorCell
+    ) -> None:
         self.feeder = feeder
         self.id = entry_id
         self.envelope = envelope
+        #: The cell that handles it: the exported actor, or the routee a router chose.
+        self.target = target
 
     def done(self, request: Request, result: outcome.Outcome[Any]) -> None:
         feeder = self.feeder
         feeder.in_flight.pop(self.id, None)
         envelope = self.envelope
         if envelope.kind is ASK:
-            feeder.node.send_reply(envelope, result, feeder.cell.path)
+            feeder.node.send_reply(envelope, result, self.target.path)
         elif isinstance(result, outcome.Error) and isinstance(result.error, NoHandler):
-            feeder.cell.dead_letter(request.message, DeadLetterReason.NO_HANDLER, str(result.error))
+            self.target.dead_letter(request.message, DeadLetterReason.NO_HANDLER, str(result.error))
         feeder.node.acknowledge(feeder.key, self.id)
 
     def release(self, request: Request) -> None:
@@ -98,6 +103,7 @@ class Feeder:
         self.key = key
         #: Entries queued in the cell's mailbox or being handled, by entry id.
         self.in_flight: dict[bytes, Request] = {}
+        self.cell_targets = (cell,)
         self.received = 0
         self.redelivered = 0
         self._stopping = False
@@ -115,6 +121,11 @@ class Feeder:
         try:
             with self._scope:
                 await self.node.ensure_group(self.key)
+                # Read only once the actor runs (a router's routees are known by then); what
+                # comes meanwhile waits in the stream.
+                while not self.cell.started and self.cell.state is not ActorState.STOPPED:  # noqa: ASYNC110
+                    await trio.sleep(_START_POLL)
+                self.node.publish_policy(self)
                 async with (
                     open_connection(
                         self.node.address,
@@ -150,17 +161,39 @@ class Feeder:
 
     # -- reading --------------------------------------------------------------------------
 
+    def targets(self) -> tuple[ActorCell, ...]:
+        """The cells this stream feeds: the actor's, or a router's routees'."""
+        routee_cells = getattr(self.cell.ref, "routee_cells", None)
+        if routee_cells is None:
+            return self.cell_targets
+        cells: tuple[ActorCell, ...] = routee_cells()
+        return cells
+
+    def _choose(self) -> ActorCell:
+        choose = getattr(self.cell.ref, "choose_routee", None)
+        if choose is None:
+            return self.cell
+        chosen: ActorCell | None = choose()
+        return self.cell if chosen is None else chosen
+
+    def capacity(self) -> int:
+        """How many messages the fed mailboxes hold in all."""
+        return sum(cell.mailbox.capacity for cell in self.targets())
+
     def _room(self) -> int:
-        mailbox = self.cell.mailbox
-        return max(1, mailbox.capacity - len(mailbox))
+        return max(1, sum(c.mailbox.capacity - len(c.mailbox) for c in self.targets()))
 
     async def _wait_for_room(self) -> None:
-        # Read in large batches: while the mailbox is more than three quarters full, wait
-        # for the actor to work it down (it is busy anyway) instead of reading one entry per
-        # round trip as slots free up one by one.
-        mailbox = self.cell.mailbox
-        low_water = mailbox.capacity - max(1, mailbox.capacity // 4)
-        while len(mailbox) > low_water and not mailbox.closed and not self._stopping:  # noqa: ASYNC110
+        # Read in large batches: while the mailboxes are more than three quarters full, wait
+        # for the actor to work them down (it is busy anyway) instead of reading one entry
+        # per round trip as slots free up one by one.
+        capacity = self.capacity()
+        low_water = capacity - max(1, capacity // 4)
+        while (  # noqa: ASYNC110 (no event to wait on: the pop is the hot path)
+            sum(len(c.mailbox) for c in self.targets()) > low_water
+            and not self.cell.mailbox.closed
+            and not self._stopping
+        ):
             await trio.sleep(_ROOM_POLL)
 
     async def _read_forever(self, conn: Any) -> None:
@@ -202,8 +235,7 @@ class Feeder:
         """Queue each entry in the cell's mailbox (waiting for room), or dispose of it."""
         node = self.node
         key = self.key
-        cell = self.cell
-        mailbox = cell.mailbox
+        routed = hasattr(self.cell.ref, "choose_routee")
         decode = node.codec.decode
         in_flight = self.in_flight
         for entry_id, flat in entries:
@@ -223,6 +255,7 @@ class Feeder:
                 )
                 continue
             kind = envelope.kind
+            cell = self._choose() if routed else self.cell
             if kind is not TELL:
                 if kind is STOP:
                     node.acknowledge(key, entry_id)
@@ -253,8 +286,9 @@ class Feeder:
                     )
                     node.acknowledge(key, entry_id)
                     continue
-            request = Request(envelope.message, cell, chain, _Entry(self, entry_id, envelope))
+            request = Request(envelope.message, cell, chain, _Entry(self, entry_id, envelope, cell))
             in_flight[entry_id] = request
+            mailbox = cell.mailbox
             if len(mailbox) < mailbox.capacity and mailbox.put_nowait(request, envelope.priority):
                 continue
             if not await mailbox.put_waiting(request, envelope.priority):

@@ -23,6 +23,7 @@ from .._logging import logger
 from ..actors import Actor, ActorRef, DeadLetterReason
 from ..actors._ref import LocalActorRef
 from ..actors._request import Request
+from ..supervision._supervisor import SupervisorActor
 from ._cluster import Cluster
 from ._codec import FAILURE, REPLY, Codec, Envelope, Undecodable
 from ._feeder import Feeder, format_traceback, parse_entries, parse_read, payload_of
@@ -121,20 +122,11 @@ class Node:
             )
         feeder = Feeder(self, cell, key)
         self._feeders[key] = feeder
-        mailbox = cell.mailbox
-        bound = mailbox.capacity * self.cluster.backlog_factor
-        info = json.dumps(
-            {
-                "bound": bound,
-                "overflow": mailbox.overflow.name,
-                "actor": cell.actor_class.__qualname__,
-            }
-        )
-        self.cmd.send_nowait("HSET", self.keys.exports, key, info)
-        outbox = self._outboxes.get(key)
-        if outbox is not None:  # this node sends to the name too: it knows the policy now
-            outbox.learned(bound, mailbox.overflow)
         self.codec.allow_actor_class(cell.actor_class)
+        if not issubclass(cell.actor_class, SupervisorActor):
+            # Known now for a plain actor: senders learn it before the first message. A
+            # router's routees are known once it runs; its feeder publishes them then.
+            self.publish_policy(feeder)
 
         def forget(_: ActorCell) -> None:
             if self._feeders.get(key) is feeder:
@@ -145,6 +137,28 @@ class Node:
         cell.add_watcher(forget)
         if not self.closed:
             self._nursery.start_soon(feeder.run, name=f"triactor feeder {key}")
+
+    def publish_policy(self, feeder: Feeder) -> None:
+        """Tell senders the bound and overflow policy of what ``feeder`` feeds.
+
+        Called when the feeder starts: a router's routees are known by then.
+        """
+        targets = feeder.targets()
+        overflow = targets[0].mailbox.overflow
+        bound = feeder.capacity() * self.cluster.backlog_factor
+        for cell in targets:  # a router's routees run the actor class that handles
+            self.codec.allow_actor_class(cell.actor_class)
+        info = json.dumps(
+            {
+                "bound": bound,
+                "overflow": overflow.name,
+                "actor": targets[0].actor_class.__qualname__,
+            }
+        )
+        self.cmd.send_nowait("HSET", self.keys.exports, feeder.key, info)
+        outbox = self._outboxes.get(feeder.key)
+        if outbox is not None:  # this node sends to the name too: it knows the policy now
+            outbox.learned(bound, overflow)
 
     def remote_ref(self, name: str, actor_class: type[Actor] | None = None) -> ActorRef:
         """A ref to the exported name ``name``."""

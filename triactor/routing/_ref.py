@@ -157,6 +157,10 @@ class RouterRef(LocalActorRef):
 
     # -- introspection --------------------------------------------------------------------------
 
+    def routee_cells(self) -> tuple[ActorCell, ...]:
+        """The routees' cells, in order. Internal (a transport feeding the routees uses it)."""
+        return tuple(self._routees)
+
     @property
     def routees(self) -> tuple[ActorRef, ...]:
         """The routees' refs, in order (``<router>-0``, ``<router>-1``...)."""

@@ -62,6 +62,10 @@ class Router(SubtreeSpec):
         mailbox_capacity, overflow, max_concurrency, shutdown_timeout, backoff: each routee's,
             as in a :class:`~triactor.ChildSpec` (defaults: the actor class's).
         max_restarts, within: the restart intensity over all routees, as in a Supervisor.
+        export: make the router reachable from other nodes of the system's cluster as
+            ``system.remote(name)``; its stream feeds the routees (each message to the one
+            ``routing`` picks), so with the same router on several nodes the work spreads over
+            every node's routees. Needs a system with a cluster.
 
     Raises:
         TypeError: if ``actor`` is not an Actor subclass, ``routing`` is not a ``Routing``, or
@@ -69,7 +73,7 @@ class Router(SubtreeSpec):
         ValueError: for a bad name, ``size`` < 1, or an option out of range.
     """
 
-    __slots__ = ("actor", "name", "restart", "routing", "size", "supervisor")
+    __slots__ = ("actor", "export", "name", "restart", "routing", "size", "supervisor")
 
     def __init__(
         self,
@@ -88,6 +92,7 @@ class Router(SubtreeSpec):
         backoff: Backoff | None = None,
         max_restarts: int = 3,
         within: float = 5.0,
+        export: bool = False,
     ) -> None:
         name = _valid_name(name, "Router")
         if not (isinstance(actor, type) and issubclass(actor, Actor)):
@@ -134,6 +139,9 @@ class Router(SubtreeSpec):
         self.size = size
         #: How each message's routee is chosen.
         self.routing = routing
+        #: Whether the router's name is reachable from other nodes of the cluster (its
+        #: stream then feeds the routees, chosen by ``routing``, like local sends).
+        self.export = bool(export)
 
     def __repr__(self) -> str:
         return (
@@ -158,7 +166,12 @@ class Router(SubtreeSpec):
             RestartIntensityExceeded: if the routees keep failing to start.
         """
         return await system.spawn(
-            RouterActor, self, _Children(), name=self.name, shutdown_timeout=math.inf
+            RouterActor,
+            self,
+            _Children(),
+            name=self.name,
+            shutdown_timeout=math.inf,
+            export=self.export,
         )
 
     def new_cell(self, system: ActorSystem, parent_path: str) -> ActorCell:
@@ -178,6 +191,7 @@ class Router(SubtreeSpec):
             name=self.name,
             parent_path=parent_path,
             shutdown_timeout=math.inf,
+            export=self.export,
         )
         try:
             add_static_children(system, children, self.supervisor, cell.path)
