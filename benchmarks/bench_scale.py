@@ -1,4 +1,4 @@
-"""Scaling out a CPU-bound stage: one core against the CPU path (``run_in_process``).
+"""Scaling out a CPU-bound stage: one core against the CPU path and worker processes.
 
 The workload is the article's CPU-heavy agent: a stage whose every message costs about 20 ms of
 pure-Python work (calibrated on this machine at the start), fed 200 messages. Each way of
@@ -7,21 +7,26 @@ beside it that sleeps 1 ms at a time and records how late the loop wakes it up. 
 prints each variant's time, its speedup over the one-core baseline, and the loop's wake-up lag
 while it ran (lag is what every other actor in the process feels).
 
-Another way to scale out (worker processes, ``--workers N``) is one more :class:`Variant` in
-``VARIANTS``: an async callable that gets the :class:`Workload` and returns when all of its
-messages have been handled, run while the probe watches the loop of this process.
+The worker-processes row runs ``triactor run benchmarks._scale_workers:tree --workers 2`` on a
+private server, started (and warmed up) before the rounds, as the CPU path's worker processes
+are: this process sends the jobs to the exported ``stage`` and counts the done reports.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import trio
 
+import triactor
 from triactor import (
     Actor,
     ActorRef,
@@ -32,7 +37,9 @@ from triactor import (
     open_actor_system,
     run_in_process,
 )
+from triactor.remote._server import PrivateServer
 
+from ._scale_workers import Done, Job, Stage, crunch
 from ._table import print_table, verdict
 
 MESSAGES = 200
@@ -41,14 +48,6 @@ PROBE_INTERVAL = 0.001
 SPEEDUP_TARGET = 1.7
 LAG_P99_TARGET_MS = 5.0
 ROUNDS = 2
-
-
-def crunch(rounds: int) -> int:
-    """Pure-Python CPU work: ``rounds`` steps of a little arithmetic (holds the GIL)."""
-    acc = 0
-    for i in range(rounds):
-        acc = (acc * 31 + i) % 1_000_003
-    return acc
 
 
 def calibrate(seconds: float = MESSAGE_SECONDS) -> int:
@@ -177,13 +176,96 @@ async def router_on_processes(work: Workload) -> None:
     )
 
 
+class _DoneCounter(Actor):
+    """Counts the jobs the worker processes report done (hosted in this process)."""
+
+    def __init__(self, countdown: _Countdown) -> None:
+        self.countdown = countdown
+
+    @handler
+    async def done(self, msg: Done) -> None:
+        self.countdown.one_done()
+
+
+class _WorkerProcesses:
+    """``triactor run benchmarks._scale_workers:tree --workers 2`` on a private server, started
+    before the rounds (like the CPU path's worker processes) and stopped after them."""
+
+    def __init__(self) -> None:
+        self.server: PrivateServer | None = None
+        self.launcher: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        self.server = PrivateServer()
+        self.server.start()
+        self.launcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "triactor.launcher",
+                "run",
+                "benchmarks._scale_workers:tree",
+                "--workers",
+                "2",
+                "--cluster",
+                self.server.url,
+                "--cluster-name",
+                "scale",
+                "--blocking-threshold",
+                "0",
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdin=subprocess.DEVNULL,
+        )
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.launcher is not None:
+            self.launcher.send_signal(signal.SIGINT)
+            self.launcher.wait(timeout=60)
+        if self.server is not None:
+            self.server.stop()
+
+
+_WORKERS = _WorkerProcesses()
+
+
+async def worker_processes(work: Workload) -> None:
+    """Two worker processes (``--workers 2``) share the stage's name as competing consumers."""
+    assert _WORKERS.server is not None
+    countdown = _Countdown(work.messages)
+    cluster = triactor.Cluster(_WORKERS.server.url, name="scale", node="bench")
+    async with open_actor_system(cluster=cluster) as system:
+        await system.spawn(_DoneCounter, countdown, name="scale-done", export=True)
+        stage = system.remote("stage", Stage)
+        job = Job(work.rounds)
+        for _ in range(work.messages):
+            await stage.tell(job)
+        await countdown.done.wait()
+
+
+async def _workers_ready() -> None:
+    """Wait until both workers answer (their start-up is not part of the stage's time)."""
+    assert _WORKERS.server is not None
+    cluster = triactor.Cluster(_WORKERS.server.url, name="scale", node="bench-warmup")
+    countdown = _Countdown(8)
+    with trio.fail_after(60):
+        async with open_actor_system(cluster=cluster) as system:
+            await system.spawn(_DoneCounter, countdown, name="scale-done", export=True)
+            stage = system.remote("stage", Stage)
+            for _ in range(8):
+                await stage.tell(Job(1))
+            await countdown.done.wait()
+
+
 async def idle(work: Workload) -> None:
     """Nothing but the probe, for a second: the loop's own wake-up lag on this machine."""
     await trio.sleep(1.0)
 
 
-#: The rows, in order; ``one_core`` is the baseline of the speedups. A row for worker processes
-#: (``--workers 2``) is one more ``Variant(..., parallel=True)``.
+#: The rows, in order; ``one_core`` is the baseline of the speedups.
 VARIANTS: list[Variant] = [
     Variant("idle loop (the probe alone, 1 s)", idle),
     Variant("1 core: one actor, plain def handler (a thread)", one_core),
@@ -200,6 +282,7 @@ VARIANTS: list[Variant] = [
         parallel=True,
         uses_processes=True,
     ),
+    Variant("--workers 2: two processes, one exported name", worker_processes, parallel=True),
 ]
 
 
@@ -254,11 +337,16 @@ def run() -> None:
     """
     work = Workload(MESSAGES, calibrate())
     best: dict[int, Result] = {}
-    for _ in range(ROUNDS):
-        for index, variant in enumerate(VARIANTS):
-            result = trio.run(_measure, variant, work)
-            if index not in best or result.seconds < best[index].seconds:
-                best[index] = result
+    _WORKERS.start()
+    try:
+        trio.run(_workers_ready)
+        for _ in range(ROUNDS):
+            for index, variant in enumerate(VARIANTS):
+                result = trio.run(_measure, variant, work)
+                if index not in best or result.seconds < best[index].seconds:
+                    best[index] = result
+    finally:
+        _WORKERS.stop()
     results = [(variant, best[index]) for index, variant in enumerate(VARIANTS)]
     baseline = next(result for variant, result in results if variant.run is one_core)
     rows = []
