@@ -520,3 +520,56 @@ async def test_an_exported_router_spreads_remote_work_over_its_routees(
         )  # type: ignore[attr-defined]
         per_routee = [s.processed for s in local.routee_statistics()]  # type: ignore[attr-defined]
         assert per_routee == [12, 12, 12]  # round robin over the 3 routees
+
+
+@attrs.frozen
+class Price:
+    value: int
+
+
+class Watcher(Actor):
+    def __init__(self) -> None:
+        self.prices: list[int] = []
+
+    @handler
+    async def price(self, msg: Price) -> None:
+        self.prices.append(msg.value)
+
+    @handler
+    async def seen(self, msg: Score) -> list[int]:
+        return self.prices
+
+
+async def test_a_topic_reaches_subscribers_on_every_node_once(
+    redis_url: str, cluster_name: str
+) -> None:
+    async with node(redis_url, cluster_name, "a") as a, node(redis_url, cluster_name, "b") as b:
+        here = await a.spawn(Watcher, name="here")
+        there = [await b.spawn(Watcher, name=f"there-{n}") for n in range(2)]
+        a.subscribe(here, "prices")
+        for watcher in there:
+            b.subscribe(watcher, "prices")
+        key = f"triactor:{cluster_name}:topic:prices"
+        async with open_connection(redis_url) as conn:
+
+            async def joined() -> bool:
+                try:
+                    groups = await conn.execute("XINFO", "GROUPS", key)
+                except Exception:
+                    return False
+                return len(groups) == 2
+
+            await eventually(joined, 5, "both nodes joined the topic")
+        for value in range(5):
+            assert await a.publish("prices", Price(value)) == 1  # a's own subscriber
+        await b.publish("prices", Price(99))
+
+        async def everyone_has_six() -> bool:
+            seen = [await ref.ask(Score(0)) for ref in (here, *there)]
+            return all(len(prices) >= 6 for prices in seen)
+
+        await eventually(everyone_has_six, 5, "every subscriber got every price")
+        for ref in (here, *there):
+            prices = await ref.ask(Score(0))
+            assert sorted(prices) == [0, 1, 2, 3, 4, 99]  # once each
+            assert [p for p in prices if p != 99] == [0, 1, 2, 3, 4]  # in order per publisher

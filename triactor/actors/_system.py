@@ -559,6 +559,8 @@ class ActorSystem:
             ValueError: if ``topic`` is empty.
         """
         self._topics.subscribe(ref, topic)
+        if self._transport is not None:
+            self._transport.join_topic(topic)
 
     def unsubscribe(self, ref: ActorRef[Any, Any], topic: str) -> None:
         """Stop delivering ``topic`` to ``ref``; nothing happens if it was not subscribed.
@@ -598,12 +600,25 @@ class ActorSystem:
         A topic without subscribers takes the message and returns 0. A cancellation point;
         a schedule point only when it waits for room.
 
+        In a cluster, the message also goes to the subscribers on other nodes, through the
+        topic's stream: each node that has subscribers reads it (from its first subscription
+        on) and hands each message to them by these same rules. The return value counts this
+        node's subscribers only.
+
         Raises:
             TypeError: if ``topic`` is not a str (or, with ``check_messages``, the message is
                 not plain data).
             ValueError: if ``topic`` is empty or ``timeout`` is negative.
         """
-        return await self._topics.publish(topic, message, priority=priority, timeout=timeout)
+        delivered = await self._topics.publish(topic, message, priority=priority, timeout=timeout)
+        if self._transport is not None:
+            await self._transport.publish(topic, message, priority)
+        return delivered
+
+    async def _publish_locally(self, topic: str, message: object, priority: int) -> int:
+        """Deliver a message published on another node to this system's subscribers. Internal
+        (the cluster transport calls it), with :meth:`publish`'s rules."""
+        return await self._topics.publish(topic, message, priority=priority, timeout=5.0)
 
     # -- messages -------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 The registry is its own object, and the system reaches it only through :meth:`subscribe`,
 :meth:`unsubscribe`, :meth:`subscribers` and :meth:`publish`, so that a transport can extend
-it: across nodes a topic becomes a stream with one consumer group per subscriber. Delivery to
+it: across nodes (``triactor.remote``) a topic is also a stream, read by every node with
+subscribers through a consumer group of its own and handed to them through this registry. Delivery to
 one subscriber goes through its ref, so any :class:`ActorRef` whose ``tell`` honours its
 actor's overflow policy can be a subscriber; only the death watch (which removes a stopped
 subscriber) needs the system to know the ref.
@@ -70,8 +71,8 @@ class TopicRegistry:
         if not isinstance(ref, LocalActorRef):
             raise TypeError(
                 f"subscribe takes the ref of an actor of this system (from spawn or lookup), "
-                f"got {ref!r}; topics do not cross nodes yet: subscribe the actor on the node "
-                "that hosts it"
+                f"got {ref!r}; subscribe the actor on the node that hosts it: in a cluster, "
+                "what is published on any node reaches it there"
             )
         if not ref.is_alive:
             return

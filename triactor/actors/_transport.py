@@ -35,6 +35,12 @@ class Transport(Protocol):
     def learn_actor_class(self, actor_class: type[Actor]) -> None:
         """Allow the message and reply types of ``actor_class``'s handlers on the wire."""
 
+    def join_topic(self, topic: str) -> None:
+        """Deliver ``topic``'s messages published on other nodes to this system's subscribers."""
+
+    async def publish(self, topic: str, message: object, priority: int) -> None:
+        """Publish ``message`` on ``topic`` to the other nodes' subscribers."""
+
     async def stop_feeding(self) -> None:
         """Stop reading new messages from the cluster (the start of a graceful shutdown)."""
 

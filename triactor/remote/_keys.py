@@ -30,6 +30,10 @@ class Keys:
         """The stream feeding one node's unexported actor, whose ref travelled in a message."""
         return f"{self.prefix}:node:{node}:actor:{path}"
 
+    def topic(self, topic: str) -> str:
+        """The stream of a pub-sub topic (one consumer group per subscribing node)."""
+        return f"{self.prefix}:topic:{topic}"
+
     def replies(self, node: str) -> str:
         """The stream of replies to the asks ``node`` made."""
         return f"{self.prefix}:node:{node}:replies"

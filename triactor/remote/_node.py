@@ -39,6 +39,7 @@ from ._redis import (
 )
 from ._ref import RemoteActorRef
 from ._statistics import ExportStatistics
+from ._topics import TOPIC_KEPT, TopicReader, topic_payload
 
 if TYPE_CHECKING:
     from ..actors import ActorSystem
@@ -84,6 +85,7 @@ class Node:
         self.closed = False
         self._nursery = nursery
         self._feeders: dict[str, Feeder] = {}
+        self._topic_readers: dict[str, TopicReader] = {}
         self._private: dict[ActorCell, str] = {}
         self._outboxes: dict[str, Outbox] = {}
         self._refs: dict[str, RemoteActorRef] = {}
@@ -160,6 +162,27 @@ class Node:
         if outbox is not None:  # this node sends to the name too: it knows the policy now
             outbox.learned(bound, overflow)
 
+    def join_topic(self, topic: str) -> None:
+        """Read ``topic``'s stream for this node's subscribers (from now on; once per topic)."""
+        if topic in self._topic_readers or self.closed:
+            return
+        reader = TopicReader(self, topic)
+        self._topic_readers[topic] = reader
+
+        async def join_then_read() -> None:
+            await reader.join()
+            await reader.run()
+
+        self._nursery.start_soon(join_then_read, name=f"triactor topic {topic}")
+
+    async def publish(self, topic: str, message: object, priority: int) -> None:
+        """Append a published message to ``topic``'s stream, for the other nodes."""
+        payload = topic_payload(self, message, priority)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self.cmd.send_nowait(
+            "XADD", self.keys.topic(topic), "MAXLEN", "~", TOPIC_KEPT, "*", "m", payload
+        )
+
     def remote_ref(self, name: str, actor_class: type[Actor] | None = None) -> ActorRef:
         """A ref to the exported name ``name``."""
         if actor_class is not None:
@@ -184,11 +207,13 @@ class Node:
         self.codec.allow_actor_class(actor_class)
 
     async def stop_feeding(self) -> None:
-        """Stop every feeder (a graceful shutdown begins): no new messages are read."""
+        """Stop every feeder and topic reader (a graceful shutdown begins)."""
         with trio.move_on_after(_CLOSE_FLUSH_SECONDS):
             async with trio.open_nursery() as nursery:
                 for feeder in list(self._feeders.values()):
                     nursery.start_soon(feeder.stop)
+                for reader in list(self._topic_readers.values()):
+                    nursery.start_soon(reader.stop)
 
     async def close(self) -> None:
         """Send what is queued, acknowledge what was handled, and leave the cluster."""
