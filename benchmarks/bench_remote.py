@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 import triactor
-from triactor import Actor, handler, open_actor_system
+from triactor import open_actor_system
 from triactor.remote._codec import Kind
 from triactor.remote._redis import open_connection
 from triactor.remote._server import PrivateServer
@@ -32,24 +32,9 @@ IN_FLIGHT = 32
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class LocalSink(Actor):
-    mailbox_capacity = 1000
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    @handler
-    async def tick(self, msg: Tick) -> None:
-        self.count += 1
-
-    @handler
-    async def total(self, msg: Count) -> int:
-        return self.count
-
-
 async def local_tell() -> float:
     async with open_actor_system() as system:
-        sink = await system.spawn(LocalSink)
+        sink = await system.spawn(Sink)  # the same actor as the remote one
         start = time.perf_counter()
         for n in range(TELLS):
             await sink.tell(Tick(n))

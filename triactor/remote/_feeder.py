@@ -21,7 +21,7 @@ from ..actors import ActorState, DeadLetterReason
 from ..actors._request import Request
 from ._codec import ASK, STOP, TELL, Envelope, Undecodable
 from ._keys import GROUP, RELEASED
-from ._redis import RedisConnectionLost, RedisError, open_connection
+from ._redis import RedisConnectionLost, RedisError, open_connection, unblock_until
 
 if TYPE_CHECKING:
     from ..actors._cell import ActorCell
@@ -146,12 +146,7 @@ class Feeder:
     async def stop(self) -> None:
         """Stop reading (at once: a blocked read is unblocked) and wait until the reader ends."""
         self._stopping = True
-        while not self._done.is_set():
-            conn = self._conn
-            if conn is not None:
-                self.node.cmd.send_nowait("CLIENT", "UNBLOCK", conn.client_id)
-            with trio.move_on_after(0.05):
-                await self._done.wait()
+        await unblock_until(self._done, lambda: self._conn, via=self.node.cmd)
         self._scope.cancel()
 
     def cancel(self) -> None:

@@ -36,6 +36,7 @@ from ._redis import (
     RedisConnectionLost,
     RedisError,
     open_connection,
+    unblock_until,
 )
 from ._ref import RemoteActorRef
 from ._statistics import ExportStatistics
@@ -557,12 +558,7 @@ class Node:
     async def stop_reading_replies(self) -> None:
         """End the reply reader without cutting a blocked read short (no reply is lost)."""
         self._replies_stopping = True
-        while not self._replies_done.is_set():
-            conn = self._replies_conn
-            if conn is not None:
-                self.cmd.send_nowait("CLIENT", "UNBLOCK", conn.client_id)
-            with trio.move_on_after(0.05):
-                await self._replies_done.wait()
+        await unblock_until(self._replies_done, lambda: self._replies_conn, via=self.cmd)
 
     async def _read_replies_forever(self) -> None:
         try:

@@ -1044,6 +1044,28 @@ class RedisConnection:
             )
 
 
+async def unblock_until(
+    done: trio.Event,
+    blocked: Callable[[], RedisConnection | None],
+    *,
+    via: RedisConnection,
+    every: float = 0.05,
+) -> None:
+    """Unblock a reader's blocking command (``CLIENT UNBLOCK`` through ``via``) until ``done``.
+
+    For a reader that checks a stop flag between blocking reads: its read returns empty at
+    once, it sees the flag and ends, and nothing it was delivered is lost. ``blocked()`` gives
+    the reader's connection (None while it has none); the request is repeated every ``every``
+    seconds, since it may reach the server before the read does.
+    """
+    while not done.is_set():
+        connection = blocked()
+        if connection is not None:
+            via.send_nowait("CLIENT", "UNBLOCK", connection.client_id)
+        with trio.move_on_after(every):
+            await done.wait()
+
+
 @asynccontextmanager
 async def open_connection(
     address: RedisAddress | str,

@@ -19,7 +19,7 @@ import trio
 from ..actors import DeadLetterReason
 from ._codec import TELL, Undecodable
 from ._feeder import parse_read, payload_of
-from ._redis import RedisConnectionLost, RedisError, open_connection
+from ._redis import RedisConnectionLost, RedisError, open_connection, unblock_until
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -113,12 +113,7 @@ class TopicReader:
     async def stop(self) -> None:
         """Stop reading (a blocked read is unblocked) and leave the topic."""
         self._stopping = True
-        while not self._done.is_set():
-            conn = self._conn
-            if conn is not None:
-                self.node.cmd.send_nowait("CLIENT", "UNBLOCK", conn.client_id)
-            with trio.move_on_after(0.05):
-                await self._done.wait()
+        await unblock_until(self._done, lambda: self._conn, via=self.node.cmd)
         self.node.cmd.send_nowait("XGROUP", "DESTROY", self.key, self.group)
 
 
