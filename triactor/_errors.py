@@ -62,7 +62,9 @@ class RestartIntensityExceeded(ActorError):
         supervisor: the path of the supervisor that gave up.
         child: the path of the child whose exit spent the budget.
         restarts: restarts counted in the window, this one included.
-        max_restarts, within: the supervisor's restart intensity.
+        max_restarts: the supervisor's restart intensity: the most restarts allowed within
+            ``within`` seconds.
+        within: the length of that window, in seconds.
         last_error: the child's last exception (None if it exited normally).
     """
 

@@ -170,7 +170,7 @@ class Actor(Generic[M, R]):
 
     @property
     def path(self) -> str:
-        """The actor's path: its supervisors' names and its own, e.g. ``/root/workers/w1``."""
+        """The actor's path (its supervisors' names and its own), e.g. ``/root/workers/w1``."""
         return self._triactor_cell.path
 
     @property

@@ -21,7 +21,7 @@ class ActorStatistics:
 
     Attributes:
         path: the actor's path.
-        state: its :class:`~triactor.actors.ActorState` value (``"idle"``, ``"processing"``...).
+        state: its :class:`~triactor.ActorState` value (``"idle"``, ``"processing"``...).
         processed: messages handled successfully since it was spawned (all incarnations).
         failures: handler exceptions since it was spawned (crashes and ``resume_on`` errors).
         restarts: times a supervisor restarted it.

@@ -646,7 +646,7 @@ class ActorSystem:
             ) from exc
 
     def snapshot(self, *, stacks_older_than: float | None = None) -> list[ActorSnapshot]:
-        """Return what every live actor is doing now, one :class:`ActorSnapshot` each.
+        """Return what every live actor is doing now: a list of ``ActorSnapshot``, one per actor.
 
         Args:
             stacks_older_than: also capture the await stack of every handler that has been busy

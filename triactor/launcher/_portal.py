@@ -282,7 +282,7 @@ class ActorPortal:
         """Block until the actor system has stopped (by itself, or after :meth:`stop`).
 
         Returns:
-            The run's :class:`~triactor.launcher.RunResult`.
+            The run's :class:`~triactor.RunResult`.
 
         Raises:
             TimeoutError: if ``timeout`` seconds pass first.
@@ -304,7 +304,7 @@ class ActorPortal:
         Calling it again after the system has stopped just returns (or raises) the same.
 
         Returns:
-            The run's :class:`~triactor.launcher.RunResult`.
+            The run's :class:`~triactor.RunResult`.
 
         Raises:
             RestartIntensityExceeded: (or any error that ended the system) if it failed.

@@ -38,7 +38,7 @@ Monitor = Callable[[ActorSystem, ActorRef], Awaitable[None]]
 @final
 @attrs.frozen
 class RunResult:
-    """How a run of a tree ended, from :func:`run` and :func:`run_tree`.
+    """How a run of a tree ended, from :func:`~triactor.run` and ``run_tree``.
 
     A run whose root supervisor gives up does not return one: it raises
     :class:`~triactor.RestartIntensityExceeded` instead.
@@ -66,7 +66,7 @@ class RunResult:
 
     @property
     def clean(self) -> bool:
-        """Whether the tree stopped gracefully: nothing cut short, dropped or cancelled."""
+        """Whether the tree stopped gracefully (nothing cut short, dropped or cancelled)."""
         return self.aborted_by is None and not self.dropped and not self.cancelled
 
 
@@ -82,7 +82,7 @@ def _check_timeout(shutdown_timeout: float | None) -> float:
 
 @final
 class RunningTree:
-    """A tree started by :func:`run_tree`: its system, its root, and the way to stop it.
+    """A tree started by :func:`~triactor.launcher.run_tree`: its system, root and stop switch.
 
     ``await nursery.start(run_tree, tree)`` returns one; users never construct it. Its methods
     must be called from the Trio thread that runs the tree (a portal goes through
@@ -166,7 +166,7 @@ class RunningTree:
         self._abort("deadline")
 
     def result(self) -> RunResult:
-        """The :class:`RunResult` of the run so far (final once :func:`run_tree` returned)."""
+        """The ``RunResult`` of the run so far (final once ``run_tree`` has returned)."""
         seconds = None
         if self._requested_by is not None:
             end = self._finished_at if self._finished else trio.current_time()
@@ -209,7 +209,7 @@ async def run_tree(
     asyncio: bool = False,
     task_status: trio.TaskStatus[RunningTree] = trio.TASK_STATUS_IGNORED,
 ) -> RunResult:
-    """Run ``tree`` in a new actor system until it stops; the async core of :func:`run`.
+    """Run ``tree`` in a new actor system until it stops; the async core of :func:`~triactor.run`.
 
     Under ``await nursery.start(run_tree, tree)`` it returns the :class:`RunningTree` once the
     tree has started, so the caller can stop it (``request_stop``). Returns when the root
@@ -222,7 +222,7 @@ async def run_tree(
         shutdown_timeout: seconds the whole graceful shutdown may take before what is left is
             cancelled; default: no overall deadline (each actor is still bounded by its own
             ``shutdown_timeout``).
-        monitor: an async function run beside the tree (see :data:`Monitor`).
+        monitor: ``async def monitor(system, root_ref)``, run beside the tree.
         blocking_threshold: log a warning (with the blocking line and stack) whenever a task
             holds the loop this many seconds or more; None: no detector.
         metrics_port: serve Prometheus metrics at ``http://127.0.0.1:PORT/metrics``.
@@ -235,7 +235,7 @@ async def run_tree(
     a directory private to the user (no signal involved; see ``triactor status --help``).
 
     Returns:
-        A :class:`RunResult`: who stopped the tree and whether it stopped gracefully.
+        A :class:`~triactor.RunResult`: who stopped the tree and whether it stopped gracefully.
 
     Raises:
         RestartIntensityExceeded: if the root supervisor gives up.
@@ -340,9 +340,9 @@ def run(
             main thread (signals can only be received there).
         shutdown_timeout: seconds the whole graceful shutdown may take; default: no overall
             deadline.
-        monitor: an async function run beside the tree (see :data:`Monitor`).
+        monitor: ``async def monitor(system, root_ref)``, run beside the tree.
         blocking_threshold: warn about tasks holding the loop this long (see
-            :func:`run_tree`).
+            :func:`~triactor.launcher.run_tree`).
         metrics_port: serve Prometheus metrics on this loopback port.
         cluster: a :class:`~triactor.Cluster` or Redis URL: the tree's exported children
             (``ChildSpec(..., export=True)``) become reachable from other processes.
@@ -350,7 +350,7 @@ def run(
             libraries with :func:`triactor.run_asyncio` (needs ``triactor[asyncio]``).
 
     Returns:
-        A :class:`RunResult` once the tree has stopped: ``result.clean`` says whether
+        A :class:`~triactor.RunResult` once the tree has stopped: ``result.clean`` says whether
         gracefully (nothing dropped or cancelled), ``result.stopped_by`` who asked.
 
     Raises:

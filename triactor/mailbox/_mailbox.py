@@ -45,7 +45,7 @@ EMPTY: Final = _Empty()
 @final
 @attrs.frozen
 class MailboxStatistics:
-    """A snapshot of one mailbox, returned by :meth:`Mailbox.statistics`.
+    """A snapshot of one mailbox, as ``ref.statistics().mailbox`` reports it.
 
     Attributes:
         depth: user messages queued now, over all priority lanes.

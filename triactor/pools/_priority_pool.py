@@ -84,9 +84,9 @@ class PriorityPool:
     grant while it waits, and a class owed a whole grant is served first (the highest such
     class). Within a class, owners take turns and each owner's requests are served in order,
     so one actor's fan-out gets one turn per round like each of its peers. The owner is the
-    ``owner=`` argument, else the actor (the runtime sets ``triactor.pools._owner.default_owner``),
-    else the current task. A request of weight k waits at the head until k slots are free
-    together; nothing smaller is granted past it meanwhile.
+    ``owner=`` argument, else the actor whose handler is running, else the current task. A
+    request of weight k waits at the head until k slots are free together; nothing smaller
+    is granted past it meanwhile.
 
     **The guarantee.** Shares count grants. While class ``i`` has waiters, at most ``B_i``
     grants in a row go to other classes, where, with ``s_i`` its share, ``a_i`` the number of

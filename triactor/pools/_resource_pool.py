@@ -40,7 +40,7 @@ class ResourcePoolStatistics:
     """A snapshot of a :class:`~triactor.ResourcePool`, returned by its ``statistics()``."""
 
     size: int
-    """Objects alive now: idle plus checked out."""
+    """Objects alive now (idle plus checked out)."""
     idle: int
     """Objects waiting in the pool for the next holder."""
     in_use: int

@@ -33,7 +33,7 @@ class ClassStatistics:
     name: str
     """The class name."""
     priority: int
-    """Position in priority order: 0 is served first."""
+    """Position in priority order (0 is served first)."""
     min_share: float
     """The guaranteed minimum share of grants, as configured."""
     waiting: int
@@ -57,8 +57,8 @@ class ClassStatistics:
     run_bound: int | None
     """The documented ceiling on ``longest_run`` (None: this class has no guarantee)."""
     cancellations: int
-    """Waiters that left without keeping a lease: cancelled while waiting, or granted in the
-    same instant as their cancellation and so passed the grant on."""
+    """Waiters that left without keeping a lease (cancelled while waiting, or granted in the
+    same instant as their cancellation and so passed the grant on)."""
     rejections: int
     """Requests refused with ``PoolOverloaded`` because ``max_waiting`` was reached."""
     preemptions: int

@@ -289,7 +289,9 @@ class Supervisor:
         children: ChildSpecs, Supervisors and Routers, in start order; names must be
             distinct.
         strategy: see :class:`Strategy`.
-        max_restarts, within: the restart intensity (``max_restarts`` >= 0, ``within`` > 0).
+        max_restarts: the restart intensity: the most restarts allowed within ``within``
+            seconds, over all children (>= 0).
+        within: the length of that window, in seconds (> 0).
         restart: this supervisor's restart type as a child of another supervisor.
         shutdown_timeout: how long stopping the whole subtree may take; default: unbounded
             (each child is still bounded by its own timeout).

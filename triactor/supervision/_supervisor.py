@@ -91,7 +91,9 @@ class ChildCounts:
 
     Attributes:
         specs: all children it knows (running, restarting or stopped).
-        running, restarting, stopped: by :class:`ChildState`.
+        running: children whose :class:`ChildState` is ``RUNNING``.
+        restarting: children waiting to be started again.
+        stopped: children that exited for good.
         supervisors: children that are supervisors.
         workers: children that are plain actors.
     """
