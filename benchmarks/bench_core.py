@@ -2,7 +2,7 @@
 
 Each workload runs twice in the same process and the same run: once written directly on Trio
 (memory channels and tasks, the floor) and once on triactor. The table prints the ratio and
-whether it meets the target in DESIGN.md.
+whether it meets the project's target (listed in docs/performance.md).
 """
 
 from __future__ import annotations

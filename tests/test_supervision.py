@@ -1,4 +1,4 @@
-"""Supervision: the reference scenarios 1-15 of SCENARIOS.md, under MockClock."""
+"""Supervision: the reference scenarios of Erlang/OTP's and Akka's test suites, under MockClock."""
 
 from __future__ import annotations
 
