@@ -39,10 +39,17 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import attrs
-import hypercorn.trio
 import trio
-from hypercorn.config import Config as HypercornConfig
 from loguru import logger
+
+try:
+    import hypercorn.trio
+    from hypercorn.config import Config as HypercornConfig
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise SystemExit(
+        f"examples.service needs hypercorn ({exc}); install the examples extra: "
+        "pip install -e '.[examples]'"
+    ) from exc
 
 import triactor
 from triactor import (

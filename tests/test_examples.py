@@ -93,3 +93,19 @@ def test_pipeline_log_lines_are_written_above_its_progress_line() -> None:
         "\r\x1b[K12:00:00.000 ERROR   child /pipeline/parser crashed\n"  # erased, the log line
         "processed 1/10"  # and the progress line again, below it
     )
+
+
+def test_counter_program_shows_a_total_and_how_to_run_it() -> None:
+    out = run_example("counter")
+    assert "1 + 2 + 3 + 4 = 10" in out
+    assert "triactor run examples.counter:tree" in out
+
+
+def test_service_without_hypercorn_names_the_extra_to_install() -> None:
+    blocked = "import sys; sys.modules['hypercorn'] = None; import examples.service"
+    done = subprocess.run(
+        [sys.executable, "-c", blocked], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "pip install -e '.[examples]'" in done.stderr
+    assert "Traceback" not in done.stderr
