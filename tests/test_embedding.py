@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import attrs
 import pytest
@@ -33,7 +31,7 @@ from triactor.launcher import ActorPortal, start_in_thread
 
 WAIT = 10.0  # seconds: the bound on any wait on a real clock
 
-# -- the README's examples (section "Three ways to run"): keep these in step with it ------------
+# -- the three ways to run, as docs/guides/embedding.md shows them (its snippets run too) ------
 
 
 async def test_readme_trio_program() -> None:
@@ -48,23 +46,6 @@ def test_readme_sync_program() -> None:
     with triactor.launcher.start_in_thread(tree()) as portal:
         portal.tell("counter", Add(2))
         assert portal.ask("counter", Total(), timeout=1.0) == 2
-
-
-def _readme_blocks() -> list[str]:
-    readme = Path(__file__).parents[1] / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    match = re.search(r"^## Three ways to run$(.*?)(?=^## |\Z)", text, re.M | re.S)
-    if match is None:
-        return []
-    return re.findall(r"```python\n(.*?)```", match.group(1), re.S)
-
-
-@pytest.mark.parametrize("index", range(3))
-def test_readme_python_blocks_run(index: int) -> None:
-    blocks = _readme_blocks()
-    if len(blocks) <= index:
-        pytest.skip("README has no 'Three ways to run' section with this code block yet")
-    exec(compile(blocks[index], f"README.md block {index}", "exec"), {"__name__": "readme"})
 
 
 # -- start_in_thread -------------------------------------------------------------------------------

@@ -31,4 +31,4 @@ async def test_a_slow_reply_times_out(autojump_clock: trio.testing.MockClock) ->
 async def test_that_blocks_on_purpose() -> None:
     import time
 
-    time.sleep(0.3)
+    time.sleep(0.3)  # noqa: ASYNC251 (blocks the loop on purpose)
