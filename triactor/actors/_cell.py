@@ -230,7 +230,7 @@ class ActorCell:
 
     def dead_letter(self, item: object, reason: DeadLetterReason, detail: str = "") -> None:
         """Record ``item`` (a message or a request) as undeliverable to this actor."""
-        self.system.dead_letters.record(self.path, _message_of(item), reason, detail)
+        self.system.dead_letters._record(self.path, _message_of(item), reason, detail)
 
     def _dropped(self, item: object, policy: Overflow) -> None:
         reason = (
@@ -257,7 +257,7 @@ class ActorCell:
         else:
             assert isinstance(result, outcome.Error)
             reply = result.error
-        self.system.dead_letters.record(
+        self.system.dead_letters._record(
             self.path,
             reply,
             DeadLetterReason.LATE_REPLY,
@@ -640,7 +640,7 @@ class ActorCell:
                 return
             # A transport's message (told or asked from another node): recorded here too, so
             # that the error of a remote tell does not vanish with its acknowledgement.
-        self.system.dead_letters.record(
+        self.system.dead_letters._record(
             self.path, message, DeadLetterReason.HANDLER_ERROR, repr(error), error
         )
 

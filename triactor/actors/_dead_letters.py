@@ -118,7 +118,7 @@ class DeadLetters:
     def __repr__(self) -> str:
         return f"<DeadLetters count={self._count}, {len(self._recent)} kept>"
 
-    def record(
+    def _record(
         self,
         target: str,
         message: object,

@@ -238,7 +238,7 @@ class ActorSystem:
             return await target.spawn_into(self, self._nursery)
         # Before anything is registered: a cancelled spawn leaves nothing behind.
         await trio.lowlevel.checkpoint_if_cancelled()
-        cell = self.new_cell(
+        cell = self._new_cell(
             target,
             args,
             kwargs,
@@ -265,7 +265,7 @@ class ActorSystem:
             await self._nursery.start(self._run_unsupervised, cell, instance, name=cell.path)
         return cell.ref
 
-    def new_cell(
+    def _new_cell(
         self,
         target: object,
         args: tuple[Any, ...],
@@ -435,7 +435,7 @@ class ActorSystem:
         """
         cell = self._cell_of(ref)
         await cell.terminated.wait()
-        return self.terminated_notice(cell)
+        return self._terminated_notice(cell)
 
     def when_stopped(
         self, ref: ActorRef[Any, Any], callback: Callable[[ActorRef[Any, Any]], None]
@@ -453,7 +453,7 @@ class ActorSystem:
         cell.add_watcher(lambda _: callback(ref))
 
     @staticmethod
-    def terminated_notice(cell: ActorCell) -> Terminated:
+    def _terminated_notice(cell: ActorCell) -> Terminated:
         """The :class:`Terminated` notice for a cell that has stopped for good."""
         reason = cell.exit_reason.value if cell.exit_reason is not None else "normal"
         error = repr(cell.exit_error) if cell.exit_error is not None else None
@@ -685,7 +685,7 @@ class ActorSystem:
             self._dropped_in_shutdown += dropped
             self._cancelled_in_shutdown += cancelled
 
-    async def stop_cell(self, cell: ActorCell, *, drain: bool) -> None:
+    async def _stop_cell(self, cell: ActorCell, *, drain: bool) -> None:
         """Stop one actor within its shutdown timeout; past it, the actor is cancelled."""
         deadline = trio.current_time() + cell.shutdown_timeout
         await cell.request_stop(drain=drain, deadline=deadline).wait()
@@ -722,7 +722,7 @@ class ActorSystem:
             while self._top_level:
                 cell = next(reversed(self._top_level))
                 self._top_level.pop(cell)
-                await self.stop_cell(cell, drain=True)
+                await self._stop_cell(cell, drain=True)
             if transport is not None:
                 await transport.close()
         self._shutdown_finished.set()

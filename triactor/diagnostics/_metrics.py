@@ -135,7 +135,7 @@ def _pool_lines(pool_name: str, pool: PriorityPool) -> list[str]:
     lines = ["# HELP triactor_pool_wait_seconds Time from request to grant, by class."]
     lines.append("# TYPE triactor_pool_wait_seconds histogram")
     stats = pool.statistics()
-    for class_name, histogram in pool.wait_histograms().items():
+    for class_name, histogram in pool._wait_histograms().items():
         labels = {"pool": pool_name, "class": class_name}
         for bound, count in histogram.buckets:
             lines.append(

@@ -285,7 +285,7 @@ class PriorityPool:
             rate=None if self._gate is None else self._gate.rate,
         )
 
-    def wait_histograms(self) -> dict[str, WaitHistogram]:
+    def _wait_histograms(self) -> dict[str, WaitHistogram]:
         """Return each class's :class:`WaitHistogram`: every wait since the pool was made.
 
         Buckets are fixed (:data:`~triactor.pools.WAIT_BUCKETS`), as Prometheus histograms

@@ -100,7 +100,7 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-#: Upper bounds (seconds) of the wait histogram buckets (``PriorityPool.wait_histograms``).
+#: Upper bounds (seconds) of the wait histogram buckets (``PriorityPool._wait_histograms``).
 WAIT_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 
 

@@ -334,7 +334,7 @@ class Node:
     def late_reply(self, request: Request, result: outcome.Outcome[Any]) -> None:
         """Record a reply whose asker stopped waiting (the LateReplySink protocol)."""
         reply = _unwrap_outcome(result)
-        self.system.dead_letters.record(
+        self.system.dead_letters._record(
             "cluster",
             reply,
             DeadLetterReason.LATE_REPLY,
@@ -375,7 +375,7 @@ class Node:
             result = outcome.Value(envelope.message)
         if entry is None:
             reply = _unwrap_outcome(result)
-            self.system.dead_letters.record(
+            self.system.dead_letters._record(
                 "cluster",
                 reply,
                 DeadLetterReason.LATE_REPLY,
@@ -483,7 +483,7 @@ class Node:
         self.cmd.send_nowait("XACK", key, GROUP, entry_id)
         self.cmd.send_nowait("XDEL", key, entry_id)
         self.dead_lettered += 1
-        self.system.dead_letters.record(key, payload, kind, reason)
+        self.system.dead_letters._record(key, payload, kind, reason)
 
     @staticmethod
     def wall_time() -> float:

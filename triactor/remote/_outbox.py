@@ -100,7 +100,7 @@ class Outbox:
 
     def _dead_letter(self, message: object, reason: DeadLetterReason) -> None:
         self.dropped += 1
-        self._node.system.dead_letters.record(self.name, message, reason, f"stream {self.key}")
+        self._node.system.dead_letters._record(self.name, message, reason, f"stream {self.key}")
 
     def _full_error(self, message: object) -> MailboxFull:
         return MailboxFull(

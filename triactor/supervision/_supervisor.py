@@ -272,7 +272,7 @@ def _new_child_cell(
     if isinstance(spec, SubtreeSpec):
         return spec.new_cell(system, parent)
     if isinstance(spec, Supervisor):
-        return system.new_cell(
+        return system._new_cell(
             SupervisorActor,
             (spec, _Children()),
             {},
@@ -280,7 +280,7 @@ def _new_child_cell(
             parent_path=parent,
             **_cell_options(spec),
         )
-    return system.new_cell(
+    return system._new_cell(
         spec.actor,
         spec.args,
         dict(spec.kwargs),
