@@ -69,8 +69,13 @@ nitpick_ignore_regex = [
         r"BaseException|Exception|TypeError|ValueError|OSError|KeyError|RuntimeError|"
         r"TimeoutError|KeyboardInterrupt|SystemExit|NotImplementedError|LookupError)",
     ),
-    (r"py:.*", r"(random|Logger)(\..*)?"),
+    (r"py:.*", r"(random|functools|trio_parallel|trio_asyncio|Logger)(\..*)?"),
     # Type variables and the private helpers that public signatures name; the docstrings
-    # say what to pass (an Actor subclass or a Supervisor; ``async with pool.acquire()``).
-    (r"py:.*", r"triactor\.(\w+\.)*_\w+\.(T|F|R|Spawnable|AcquireContext|ResourceContext)"),
+    # say what to pass or what comes back (an Actor subclass or a Supervisor; the context
+    # manager of ``async with pool.acquire()``; a timer handle; a Router or Supervisor).
+    (
+        r"py:.*",
+        r"(triactor\.(\w+\.)*_\w+\.)?(T|F|R|M|Spawnable|AcquireContext|ResourceContext|"
+        r"Timer|SubtreeSpec)",
+    ),
 ]

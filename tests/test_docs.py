@@ -33,7 +33,8 @@ import reference_pages  # noqa: E402  (docs/_ext is not a package)
 
 # Snippets that need real time: they block the loop on purpose (the blocking detector
 # watches wall-clock time) or talk to a Redis server (a mock clock would time its replies out).
-REAL_CLOCK = {"tutorial_3_blocking.py", "cluster_nodes.py"}
+# Worker processes (the CPU path) run on real time as well.
+REAL_CLOCK = {"tutorial_3_blocking.py", "cluster_nodes.py", "scaling_router.py"}
 # Snippets that are pytest test files, run by pytest itself (with the triactor plugin).
 PYTEST_FILES = sorted(SNIPPETS.glob("testing_*.py"))
 RUNNABLE = sorted(set(SNIPPETS.glob("*.py")) - set(PYTEST_FILES))
@@ -139,21 +140,21 @@ def test_reference_renders_nothing_private() -> None:
 def test_a_new_public_name_flows_into_its_page(monkeypatch: pytest.MonkeyPatch) -> None:
     """A name just added to ``__all__`` gets an entry on its module's page with no edit."""
 
-    class Router:
-        __module__ = "triactor.pools._router"
+    class Balancer:
+        __module__ = "triactor.pools._balancer"
 
     def routing() -> None: ...
 
     routing.__module__ = "triactor.brand_new._thing"
     names = {
         **reference_pages.public_names(),
-        "triactor.Router": Router,
+        "triactor.Balancer": Balancer,
         "triactor.routing": routing,
     }
     monkeypatch.setattr(reference_pages, "public_names", lambda: names)
     pages = reference_pages.read_pages()
     pools = reference_pages.generated("pools", pages)
-    assert "## More" in pools and ".. autoclass:: triactor.Router" in pools
+    assert "## More" in pools and ".. autoclass:: triactor.Balancer" in pools
     fallback = reference_pages.generated(reference_pages.FALLBACK, pages)
     assert ".. autofunction:: triactor.routing" in fallback
     assert reference_pages.generated("actors", pages) == ""

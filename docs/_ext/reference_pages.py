@@ -21,8 +21,9 @@ REFERENCE = Path(__file__).parents[1] / "reference"
 PAGES: dict[str, tuple[str, ...]] = {
     "actors": ("triactor.actors", "triactor.mailbox"),
     "supervision": ("triactor.supervision",),
+    "scaling": ("triactor.routing", "triactor.parallel"),
     "pools": ("triactor.pools",),
-    "running": ("triactor.launcher", "triactor._logging"),
+    "running": ("triactor.launcher", "triactor._logging", "triactor._asyncio"),
     "cluster": ("triactor.remote",),
     "errors": ("triactor._errors",),
     "diagnostics": ("triactor.diagnostics",),
@@ -113,12 +114,35 @@ def entries_after_build() -> Iterator[str]:
         yield from listed_entries(text + generated(page, pages))
 
 
+# Classes that users get from triactor and never construct: their constructor's parameters
+# are internals, so the reference shows no signature for them.
+NOT_CONSTRUCTED = {
+    "triactor.ActorSystem",
+    "triactor.ActorRef",
+    "triactor.RouterRef",
+    "triactor.ActorPortal",
+    "triactor.DeadLetters",
+    "triactor.Lease",
+    "triactor.Timers",
+    "triactor.launcher.RunningTree",
+}
+
+
+def _on_process_signature(
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: Any, annotation: Any
+) -> tuple[str, Any] | None:
+    if what in ("class", "exception") and name in NOT_CONSTRUCTED:
+        return "", annotation
+    return None
+
+
 def _on_source_read(app: Any, docname: str, source: list[str]) -> None:
     if docname.startswith("reference/"):
         source[0] += generated(docname.removeprefix("reference/"), read_pages())
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Register the source-read hook (a Sphinx extension's entry point)."""
+    """Register the hooks (a Sphinx extension's entry point)."""
     app.connect("source-read", _on_source_read)
+    app.connect("autodoc-process-signature", _on_process_signature)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

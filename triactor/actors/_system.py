@@ -126,8 +126,8 @@ class ActorSystem:
         #: The cluster transport, when the system was opened with ``cluster=``.
         self._transport: Transport | None = None
         self.thread_limiter = thread_limiter
-        #: The Trio thread the system runs in, and its token: refs check the first to stay
-        #: safe from other threads, and go through the second from them.
+        #: The ident of the Trio thread the system runs in (refs check it to stay safe from
+        #: other threads), and the Trio token they go through from other threads.
         self.thread_ident = threading.get_ident()
         self.trio_token = trio.lowlevel.current_trio_token()
         #: The asyncio loop of a system opened with ``asyncio=True`` (trio-asyncio's), or None.

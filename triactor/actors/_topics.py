@@ -184,6 +184,6 @@ class TopicRegistry:
         return len(queued)
 
     def _dead_letter(self, ref: ActorRef[Any, Any], message: object, detail: str) -> None:
-        self._system.dead_letters.record(
+        self._system.dead_letters._record(
             ref.path, message, DeadLetterReason.PUBLISH_DROPPED, detail
         )

@@ -55,9 +55,9 @@ class RouterRef(LocalActorRef):
         self._routees: tuple[ActorCell, ...] = ()
         self._twice: tuple[ActorCell, ...] = ()
         self._next = 0
-        self.set_routees(routees)
+        self._set_routees(routees)
 
-    def set_routees(self, routees: Sequence[ActorCell]) -> None:
+    def _set_routees(self, routees: Sequence[ActorCell]) -> None:
         """Route to ``routees`` from now on (the router's runtime calls it at each start).
 
         Raises:
@@ -73,7 +73,7 @@ class RouterRef(LocalActorRef):
 
     # -- choosing -------------------------------------------------------------------------------
 
-    def choose_routee(self) -> ActorCell | None:
+    def _choose_routee(self) -> ActorCell | None:
         """Choose the routee for the next message, by the router's routing; None once the
         router has stopped for good.
 
@@ -130,7 +130,7 @@ class RouterRef(LocalActorRef):
         if isinstance(message, SystemMessage):  # for the router itself, as a supervisor
             await super().tell(message, priority=priority)
             return
-        routee = self.choose_routee()
+        routee = self._choose_routee()
         if routee is None:
             await checkpoint_if_cancelled()
             self._cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
@@ -140,7 +140,7 @@ class RouterRef(LocalActorRef):
     def try_tell(self, message: object, *, priority: int = 0) -> bool:
         if isinstance(message, SystemMessage):
             return super().try_tell(message, priority=priority)
-        routee = self.choose_routee()
+        routee = self._choose_routee()
         if routee is None:
             self._cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
             return False
@@ -149,7 +149,7 @@ class RouterRef(LocalActorRef):
     async def ask(self, message: object, *, timeout: float | None = None, priority: int = 0) -> Any:
         if isinstance(message, SystemMessage):
             return await super().ask(message, timeout=timeout, priority=priority)
-        routee = self.choose_routee()
+        routee = self._choose_routee()
         if routee is None:
             await checkpoint()
             raise self._cell.stopped_error(message)

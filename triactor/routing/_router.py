@@ -122,7 +122,7 @@ class Router(SubtreeSpec):
             )
             for index in range(size)
         ]
-        #: The supervisor spec the router runs: its routees, restarted one for one.
+        #: The supervisor spec the router runs (its routees, restarted one for one).
         self.supervisor = Supervisor(
             name,
             routees,
@@ -174,7 +174,7 @@ class Router(SubtreeSpec):
             export=self.export,
         )
 
-    def new_cell(self, system: ActorSystem, parent_path: str) -> ActorCell:
+    def _new_cell(self, system: ActorSystem, parent_path: str) -> ActorCell:
         """Register the router's cell and its routees' under ``parent_path`` (for a supervisor).
 
         The routees' mailboxes exist from here on, so messages sent before the router starts
@@ -184,7 +184,7 @@ class Router(SubtreeSpec):
             ValueError: if the router's or a routee's name is taken.
         """
         children = _Children()
-        cell = system.new_cell(
+        cell = system._new_cell(
             RouterActor,
             (self, children),
             {},
@@ -209,7 +209,7 @@ def _install_ref(cell: ActorCell, children: _Children, routing: Routing) -> None
     routees = [child.cell for child in children.ordered()]
     ref = cell.ref
     if isinstance(ref, RouterRef):
-        ref.set_routees(routees)
+        ref._set_routees(routees)
     else:
         cell.ref = RouterRef(cell, routees, routing)
 

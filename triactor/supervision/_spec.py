@@ -243,7 +243,7 @@ class SubtreeSpec(abc.ABC):
     restart: Restart
 
     @abc.abstractmethod
-    def new_cell(self, system: ActorSystem, parent_path: str) -> ActorCell:
+    def _new_cell(self, system: ActorSystem, parent_path: str) -> ActorCell:
         """Register the subtree's root cell under ``parent_path`` and return it (not started).
 
         Raises:

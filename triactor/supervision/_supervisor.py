@@ -270,7 +270,7 @@ def _new_child_cell(
     system: ActorSystem, spec: ChildSpec | Supervisor | SubtreeSpec, parent: str
 ) -> ActorCell:
     if isinstance(spec, SubtreeSpec):
-        return spec.new_cell(system, parent)
+        return spec._new_cell(system, parent)
     if isinstance(spec, Supervisor):
         return system._new_cell(
             SupervisorActor,
