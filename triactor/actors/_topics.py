@@ -4,9 +4,9 @@ The registry is its own object, and the system reaches it only through :meth:`su
 :meth:`unsubscribe`, :meth:`subscribers` and :meth:`publish`, so that a transport can extend
 it: across nodes (``triactor.remote``) a topic is also a stream, read by every node with
 subscribers through a consumer group of its own and handed to them through this registry.
-Delivery to one subscriber goes through its ref, so any :class:`ActorRef` whose ``tell`` honours its
-actor's overflow policy can be a subscriber; only the death watch (which removes a stopped
-subscriber) needs the system to know the ref.
+Delivery to one subscriber goes through its ref, so any :class:`ActorRef` whose ``tell``
+honours its actor's overflow policy can be a subscriber; only the death watch (which removes
+a stopped subscriber) needs the system to know the ref.
 """
 
 from __future__ import annotations

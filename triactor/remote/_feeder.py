@@ -158,14 +158,14 @@ class Feeder:
 
     def targets(self) -> tuple[ActorCell, ...]:
         """The cells this stream feeds: the actor's, or a router's routees'."""
-        routee_cells = getattr(self.cell.ref, "routee_cells", None)
+        routee_cells = getattr(self.cell.ref, "_routee_cells", None)
         if routee_cells is None:
             return self.cell_targets
         cells: tuple[ActorCell, ...] = routee_cells()
         return cells
 
     def _choose(self) -> ActorCell:
-        choose = getattr(self.cell.ref, "choose_routee", None)
+        choose = getattr(self.cell.ref, "_choose_routee", None)
         if choose is None:
             return self.cell
         chosen: ActorCell | None = choose()
@@ -230,7 +230,7 @@ class Feeder:
         """Queue each entry in the cell's mailbox (waiting for room), or dispose of it."""
         node = self.node
         key = self.key
-        routed = hasattr(self.cell.ref, "choose_routee")
+        routed = hasattr(self.cell.ref, "_choose_routee")
         decode = node.codec.decode
         in_flight = self.in_flight
         for entry_id, flat in entries:

@@ -102,7 +102,7 @@ class TopicReader:
             try:
                 envelope = node.codec.decode(payload_of(flat))
             except Undecodable as exc:
-                node.system.dead_letters.record(
+                node.system.dead_letters._record(
                     f"topic {self.topic}", payload_of(flat), DeadLetterReason.UNDECODABLE, str(exc)
                 )
                 continue

@@ -157,7 +157,7 @@ class RouterRef(LocalActorRef):
 
     # -- introspection --------------------------------------------------------------------------
 
-    def routee_cells(self) -> tuple[ActorCell, ...]:
+    def _routee_cells(self) -> tuple[ActorCell, ...]:
         """The routees' cells, in order. Internal (a transport feeding the routees uses it)."""
         return tuple(self._routees)
 
