@@ -439,7 +439,12 @@ async def test_messages_queued_behind_a_lost_message_keep_their_delivery_count(
         )
         async with node(redis_url, cluster_name, "a") as a:  # "gone" has no heartbeat
             scorer = await a.spawn(Scorer, name="scorer", export=True)
-            await a._transport._feeders[key].sweep()  # type: ignore[union-attr]
+
+            async def taken_over() -> bool:
+                rows = await conn.execute("XPENDING", key, "triactor", "-", "+", 10)
+                return len(rows) == 5 and all(row[1] == b"a" for row in rows)
+
+            await eventually(taken_over, 5, "the sweeper to take the entries over")
             after = await conn.execute("XPENDING", key, "triactor", "-", "+", 10)
             assert [(row[1], row[3]) for row in after] == [(b"a", 2)] + [(b"a", 1)] * 4
             await eventually(lambda: scorer.statistics().processed >= 5, 5, "taken over")

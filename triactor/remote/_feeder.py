@@ -110,6 +110,7 @@ class Feeder:
         self._conn: Any = None
         self._done = trio.Event()
         self._scope = trio.CancelScope()
+        self._claiming = trio.Lock()
 
     def __repr__(self) -> str:
         return f"<Feeder {self.key} -> {self.cell.path}, {len(self.in_flight)} in flight>"
@@ -294,8 +295,9 @@ class Feeder:
     async def recover_own(self) -> None:
         """Take up this node's own unacknowledged entries (after a restart or a reconnect)."""
         node = self.node
-        rows = await node.cmd.execute("XPENDING", self.key, GROUP, "-", "+", 1000, node.node)
-        await self._claim_rows(rows or [], own=True)
+        async with self._claiming:
+            rows = await node.cmd.execute("XPENDING", self.key, GROUP, "-", "+", 1000, node.node)
+            await self._claim_rows(rows or [], own=True)
 
     async def _sweep_forever(self) -> None:
         interval = self.node.sweep_interval
@@ -305,6 +307,10 @@ class Feeder:
 
     async def sweep(self) -> None:
         """Claim the entries of dead consumers; send poison to the dead-letter stream."""
+        async with self._claiming:  # one claim at a time: two would count a delivery twice
+            await self._sweep()
+
+    async def _sweep(self) -> None:
         node = self.node
         rows = await node.cmd.execute(
             "XPENDING", self.key, GROUP, "IDLE", node.claim_after_ms, "-", "+", self._room()
