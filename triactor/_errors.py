@@ -7,6 +7,8 @@ inside handlers are never wrapped: the asker gets the user's own exception back.
 
 from __future__ import annotations
 
+from ._safe import safe_repr
+
 __all__ = [
     "ActorError",
     "AskCycleError",
@@ -104,7 +106,7 @@ class RestartIntensityExceeded(ActorError):
         if self.last_error is None:
             lines.append("  last exit: normal (a permanent child kept stopping)")
         else:
-            lines.append(f"  last error: {self.last_error!r}")
+            lines.append(f"  last error: {safe_repr(self.last_error)}")
             lines.append("")
             lines.append(format_exception(self.last_error))
         lines.append("What to do: fix the cause of the crashes above, or raise the supervisor's")
@@ -119,11 +121,18 @@ class PoolOverloaded(ActorError):
 class AskCycleError(ActorError):
     """An ``ask`` would close a cycle of actors waiting on each other: a certain deadlock.
 
-    With one-message-at-a-time actors, A asking B while B (handling that request) asks A can
-    never finish: each waits for the other. triactor carries the chain of waiting actors with
-    every request and refuses the ask that would close the cycle, at once, instead of letting it
-    hang until a timeout. Break the cycle: reply instead of asking back, use ``tell``, or give
-    the asked actor ``max_concurrency > 1``.
+    An actor takes one message at a time (or ``max_concurrency`` at once). If A, handling a
+    message, asks B while B, handling another, asks A, neither can ever answer: each waits for
+    the other. triactor refuses the ask that would close such a cycle, at once, instead of
+    letting it hang until a timeout. It sees the cycle two ways: through the chain of nested
+    asks that travels with every request, and on the graph of who waits on whom right now,
+    which also catches independent asks, actors with every ``max_concurrency`` slot waiting
+    (an actor asking itself deeper than its slots), and starts (a child's ``on_start`` asking
+    back the actor whose ``spawn`` or ``start_child`` waits for it).
+
+    Break the cycle: reply instead of asking back, use ``tell``, or give an actor on the cycle
+    more ``max_concurrency`` than the nesting needs. A child's ``on_start`` should not ask the
+    actor that starts it (send it a ``tell``, or do the work in the first message instead).
 
     Attributes:
         cycle: the actor paths around the cycle, starting and ending with the same actor.
@@ -132,8 +141,9 @@ class AskCycleError(ActorError):
     def __init__(self, cycle: tuple[str, ...], message_type: str) -> None:
         super().__init__(
             f"ask {message_type} would deadlock: {' -> '.join(cycle)} is a cycle of actors "
-            "waiting on each other's replies. Reply instead of asking back, use tell, or give "
-            "the asked actor max_concurrency > 1"
+            "waiting on each other (every handler slot of each is busy waiting). Reply instead "
+            "of asking back, use tell, or give an actor on the cycle more max_concurrency than "
+            "the nesting needs"
         )
         self.cycle = cycle
 

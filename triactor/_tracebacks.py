@@ -17,7 +17,11 @@ import traceback
 import outcome
 import trio
 
+from ._safe import safe_str
+
 __all__ = ["failure_signature", "format_exception"]
+
+_WHOLE = 1 << 62  # safe_str without a length limit
 
 # Where the folded frames come from (package directories, one module), each with the name a
 # fold line shows.
@@ -73,7 +77,7 @@ def failure_signature(error: BaseException) -> tuple[str, str, str, int]:
     """What makes two failures "the same": the type, the text and where it was raised."""
     frames = traceback.extract_tb(error.__traceback__, limit=None)
     where = (frames[-1].filename, frames[-1].lineno or 0) if frames else ("", 0)
-    return (type(error).__qualname__, str(error), *where)
+    return (type(error).__qualname__, safe_str(error), *where)
 
 
 def _chain(error: BaseException) -> list[tuple[BaseException, str | None]]:
@@ -96,7 +100,7 @@ def _chain(error: BaseException) -> list[tuple[BaseException, str | None]]:
 
 
 def _same(a: BaseException, b: BaseException) -> bool:
-    return type(a) is type(b) and str(a) == str(b) and failure_signature(a) == failure_signature(b)
+    return type(a) is type(b) and failure_signature(a) == failure_signature(b)
 
 
 def _render_chain(error: BaseException, lines: list[str], depth: int) -> None:
@@ -138,7 +142,8 @@ def _exception_only(error: BaseException) -> list[str]:
     if isinstance(notes, list | tuple) and len(notes) > _MAX_NOTES:
         # format_exception_only appends the notes, one line (or more) each, at the end.
         hidden = notes[_MAX_NOTES:]
-        found = found[: len(found) - sum(len(str(note).split("\n")) for note in hidden)]
+        lines = sum(len(safe_str(note, _WHOLE).split("\n")) for note in hidden)
+        found = found[: len(found) - lines]
         found.append(f"[{len(hidden)} more notes]")
     return found
 

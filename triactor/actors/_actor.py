@@ -143,7 +143,10 @@ class Actor(Generic[M, R]):
         """Run when the actor stops for any reason: a stop request, a crash or a cancellation.
 
         It runs shielded from cancellation but bounded by ``shutdown_timeout``; an exception
-        here is logged and does not hide the reason the actor stopped.
+        here is logged and does not hide the reason the actor stopped. It never runs beside a
+        handler: if a sync handler's thread outlived the stop, it runs once that thread has
+        returned, and is skipped (with a warning) if the thread is still running when
+        ``shutdown_timeout`` passes.
         """
 
     async def _triactor_run(

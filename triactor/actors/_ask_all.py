@@ -7,8 +7,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, TypeVar, final
 
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from .._groups import unwrapped_group
+from .._safe import add_note, safe_repr
 from ._ref import ActorRef
 
 __all__ = ["ask_all"]
@@ -28,6 +30,7 @@ class _Missing:
 _MISSING: Final = _Missing()
 
 
+@enable_ki_protection  # its nursery must be exited on every path, even a Ctrl-C's
 async def ask_all(
     requests: Iterable[tuple[ActorRef[M, R], M]],
     *,
@@ -95,7 +98,7 @@ async def ask_all(
     if failures:
         first = failures[0]
         for later in failures[1:]:
-            first.add_note(f"ask_all: another request failed too: {later!r}")
+            add_note(first, f"ask_all: another request failed too: {safe_repr(later)}")
         raise first
     if deadline.cancelled_caught:
         raise trio.TooSlowError(_timeout_message(pairs, results, timeout))

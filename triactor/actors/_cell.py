@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import outcome
 import trio
-from trio.lowlevel import checkpoint
+from trio.lowlevel import checkpoint, disable_ki_protection, enable_ki_protection
 
 from .._errors import ActorStopped, MailboxFull, NoHandler
 from .._groups import unwrapped_group
 from .._logging import logger
+from .._safe import add_note, safe_repr
 from ..mailbox import EMPTY, Mailbox, Overflow
 from ..pools._context import default_priority
 from ..pools._owner import default_owner
@@ -26,7 +27,9 @@ from ._actor import Actor
 from ._dead_letters import DeadLetterReason
 from ._request import Request
 from ._system_message import SystemMessage
+from ._threads import HandlerThread
 from ._timers import HOST_REQUEST, Timer
+from ._waits import HandlerActivity, task_activity
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -105,11 +108,13 @@ class ActorCell:
     __slots__ = (
         "_log",
         "_now",
+        "_orphans",
         "_scope",
         "_stop_deadline",
         "_stop_event",
         "_terminated",
         "_watchers",
+        "activities",
         "actor_class",
         "args",
         "ask_chain",
@@ -137,6 +142,8 @@ class ActorCell:
         "state",
         "system",
         "task",
+        "waiting_for",
+        "waiting_on",
     )
 
     def __init__(
@@ -181,8 +188,14 @@ class ActorCell:
         #: The message being handled now (None when idle) and since when (Trio time).
         self.current: object = None
         self.busy_since = 0.0
-        #: The actors waiting, through nested asks, on the request being handled now.
+        #: The actors waiting, through nested asks, on the request being handled now (or, in
+        #: on_start, on this actor's start).
         self.ask_chain: tuple[str, ...] = ()
+        #: What the serial handler (or on_start) waits on now: see ``_waits``.
+        self.waiting_on: ActorCell | None = None
+        self.waiting_for: Request | None = None
+        #: The handler tasks of a ``max_concurrency > 1`` actor, while its loop runs.
+        self.activities: set[HandlerActivity] | None = None
         self._now: Callable[[], float] = trio.current_time
         #: The Trio task running the current incarnation (None between incarnations).
         self.task: trio.lowlevel.Task | None = None
@@ -199,6 +212,8 @@ class ActorCell:
         self._stop_deadline = math.inf
         self._watchers: list[Callable[[ActorCell], None]] | None = None
         self._log: Logger | None = None
+        # Sync handler calls whose thread runs on after the task stopped waiting for it.
+        self._orphans: set[HandlerThread] | None = None
 
     def __repr__(self) -> str:
         return f"<ActorCell {self.path} {self.activity.value}>"
@@ -266,6 +281,7 @@ class ActorCell:
 
     # -- stopping -------------------------------------------------------------------------------
 
+    @enable_ki_protection
     def request_stop(self, drain: bool = False, deadline: float = math.inf) -> trio.Event:
         """Ask the actor to stop after the current message, through the control lane.
 
@@ -300,6 +316,7 @@ class ActorCell:
         else:
             self._watchers.append(callback)
 
+    @enable_ki_protection
     def finalize(self, reason: ExitReason, error: BaseException | None = None) -> None:
         """Mark the actor stopped for good: close the mailbox, dead-letter what it still holds.
 
@@ -349,6 +366,7 @@ class ActorCell:
 
     # -- running --------------------------------------------------------------------------------
 
+    @disable_ki_protection  # user code: a Ctrl-C interrupts a constructor where it is
     def construct(self) -> Actor:
         """Make a fresh instance of the actor class with the context set before ``__init__``.
 
@@ -405,26 +423,48 @@ class ActorCell:
             raise
         finally:
             self._scope = None
-            self.state = ActorState.STOPPING
-            # The incarnation's timers end with it; a tick still queued never reaches the next.
-            if instance._triactor_timers is not None:
-                instance._triactor_timers.close()
-                self.mailbox.discard_control(Timer)
-            if type(instance).on_stop is not Actor.on_stop:
-                await self._run_on_stop(instance)
-            self.state = ActorState.RESTARTING  # until restarted, or finalized as STOPPED
-            self.task = None
-            # However the incarnation ended, a pending stop request is now satisfied: drop it,
-            # so that it cannot stop the next incarnation too.
-            stop_event = self._stop_event
-            if stop_event is not None:
-                self.mailbox.discard_control(_Stop)
-                self._stop_event = None
-                self._stop_deadline = math.inf
-                stop_event.set()
+            try:
+                self.state = ActorState.STOPPING
+                # The incarnation's timers end with it; a tick still queued never reaches the
+                # next.
+                if instance._triactor_timers is not None:
+                    instance._triactor_timers.close()
+                    self.mailbox.discard_control(Timer)
+                if self._orphans or type(instance).on_stop is not Actor.on_stop:
+                    await self._wind_down(instance)
+            finally:
+                self._end_incarnation()
+
+    @enable_ki_protection
+    def _end_incarnation(self) -> None:
+        self.state = ActorState.RESTARTING  # until restarted, or finalized as STOPPED
+        self.task = None
+        self.ask_chain = ()
+        self.waiting_on = self.waiting_for = None
+        self.activities = None
+        # However the incarnation ended, a pending stop request is now satisfied: drop it, so
+        # that it cannot stop the next incarnation too. (Set on every path: ref.stop() and
+        # shutdowns wait for it.)
+        stop_event = self._stop_event
+        if stop_event is not None:
+            self.mailbox.discard_control(_Stop)
+            self._stop_event = None
+            self._stop_deadline = math.inf
+            stop_event.set()
 
     async def _start_and_serve(self, instance: Actor, task_status: trio.TaskStatus[None]) -> None:
+        if self._orphans:
+            # One handler at a time, across incarnations too: a sync handler of the previous
+            # incarnation that a stop could not cancel still runs in its thread.
+            self.log.warning(
+                "actor {} waits for {} sync handler(s) of its previous incarnation, still "
+                "running in worker threads (threads cannot be cancelled), before it starts",
+                self.path,
+                len(self._orphans),
+            )
+            await self._wait_for_orphans()
         await instance.on_start()
+        self.ask_chain = ()  # the chain of whoever started it: only for on_start's asks
         self.state = ActorState.IDLE
         self.started = True
         self._now = trio.lowlevel.current_clock().current_time
@@ -437,6 +477,10 @@ class ActorCell:
             return
         # Timers were started: serve on inside a nursery that hosts their tasks (opened only
         # now, so that an actor without timers costs no nursery).
+        await self._serve_hosting_timers(instance)
+
+    @enable_ki_protection  # its nursery must be exited on every path, even a Ctrl-C's
+    async def _serve_hosting_timers(self, instance: Actor) -> None:
         timers = instance._triactor_timers
         assert timers is not None
         with unwrapped_group():
@@ -447,23 +491,53 @@ class ActorCell:
                 finally:
                     timers.close()
 
-    async def _run_on_stop(self, instance: Actor) -> None:
+    async def _wind_down(self, instance: Actor) -> None:
+        """Wait for orphaned handler threads, then run ``on_stop``: shielded, within the
+        shutdown timeout. ``on_stop`` is skipped if a handler thread still runs then."""
         with trio.CancelScope(shield=True) as scope:
             scope.relative_deadline = self.shutdown_timeout
-            try:
-                await instance.on_stop()
-            except Exception as exc:
-                self.log.opt(exception=exc).error(
-                    "on_stop of actor {} raised {!r}; ignored", self.path, exc
-                )
+            if self._orphans:
+                await self._wait_for_orphans()
+            if type(instance).on_stop is not Actor.on_stop:
+                await self._run_on_stop(instance)
         if scope.cancelled_caught:
-            self.log.warning(
-                "on_stop of actor {} did not finish within its shutdown_timeout of {} s; "
-                "it was cancelled",
-                self.path,
-                self.shutdown_timeout,
+            if self._orphans:
+                self.log.warning(
+                    "actor {}: {} sync handler(s) still run in worker threads after its "
+                    "shutdown_timeout of {} s (threads cannot be cancelled); their messages "
+                    "are accounted when they return, on_stop was skipped, and a restart waits "
+                    "for them",
+                    self.path,
+                    len(self._orphans),
+                    self.shutdown_timeout,
+                )
+            else:
+                self.log.warning(
+                    "on_stop of actor {} did not finish within its shutdown_timeout of {} s; "
+                    "it was cancelled",
+                    self.path,
+                    self.shutdown_timeout,
+                )
+
+    async def _run_on_stop(self, instance: Actor) -> None:
+        if self._orphans:
+            return  # a handler still runs in a thread: on_stop must not run beside it
+        try:
+            await instance.on_stop()
+        except Exception as exc:
+            self.log.opt(exception=exc).error(
+                "on_stop of actor {} raised {}; ignored", self.path, safe_repr(exc)
             )
 
+    async def _wait_for_orphans(self) -> None:
+        while self._orphans:
+            call = next(iter(self._orphans))
+            assert call.done is not None
+            await call.done.wait()
+
+    # Unprotected, even when a protected frame above hosts timers (or is a supervisor's): the
+    # handlers it runs are user code, which a Ctrl-C must interrupt where it is.
+    @disable_ki_protection
     async def _serve_serially(self, instance: Actor) -> bool:
         """Handle messages until a stop request; True if it must re-enter to host timers."""
         mailbox = self.mailbox
@@ -496,18 +570,25 @@ class ActorCell:
                 unyielded = 0
                 await checkpoint()
 
+    @enable_ki_protection  # its nursery must be exited on every path, even a Ctrl-C's
     async def _serve_concurrently(self, instance: Actor) -> None:
         slots = trio.Semaphore(self.max_concurrency)
+        activities: set[HandlerActivity] = set()
+        self.activities = activities
 
         async def handle_then_release(item: object) -> None:
             if item.__class__ is Request:
                 task_ask_chain.set(item.chain)  # this task's own, for asks it makes
+            activity = HandlerActivity(trio.lowlevel.current_task())
+            task_activity.set(activity)
+            activities.add(activity)
             try:
                 if item.__class__ is Timer:
                     await self._fire(instance, item)
                 else:
                     await self._handle(instance, item)
             finally:
+                activities.discard(activity)
                 slots.release()
 
         with unwrapped_group():
@@ -585,43 +666,28 @@ class ActorCell:
             return
         self.current = message
         self.busy_since = self._now()
+        call: HandlerThread | None = None
         try:
             if entry.is_async:
                 result = await entry.fn(instance, message)
             else:
-                result = await trio.to_thread.run_sync(
-                    entry.fn,
-                    instance,
-                    message,
+                call = HandlerThread(self, entry.fn, (instance, message), message, request)
+                returned = await trio.to_thread.run_sync(
+                    call.run,
                     limiter=self.system.thread_limiter,
                     abandon_on_cancel=True,
                 )
+                assert returned is not None
+                result = returned.unwrap()
         except Exception as exc:
-            self.failures += 1
-            exc.add_note(
-                f"raised in actor {self.path!r} while handling {type(message).__qualname__}"
-            )
-            if self.resume_on and isinstance(exc, self.resume_on):
-                self._resume(message, request, exc)
-                return
-            # The message becomes a dead letter (CRASHED); an asker still waiting gets the
-            # error, while an abandoned ask adds no second dead letter for the same message.
-            if request is not None and not request.abandoned:
-                request.complete(outcome.Error(exc))
-            if not isinstance(message, SystemMessage):
-                self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
+            if self._crashed(message, request, exc):
+                return  # one of resume_on: the actor goes on
             raise
         except BaseException:
-            # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang. A
-            # transport's message is handed back instead (a node stopped mid-message).
-            if request is not None and request.release():
-                raise
-            if request is not None and not request.abandoned:
-                request.complete(outcome.Error(self.stopped_error(message)))
-            if not isinstance(message, SystemMessage):
-                self.dead_letter(
-                    message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it"
-                )
+            # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang.
+            if call is not None and self._give_up_thread(call):
+                raise  # the thread runs on (or has just returned): it accounts for the message
+            self._not_handled(message, request)
             raise
         finally:
             self.current = None
@@ -641,7 +707,7 @@ class ActorCell:
             # A transport's message (told or asked from another node): recorded here too, so
             # that the error of a remote tell does not vanish with its acknowledgement.
         self.system.dead_letters._record(
-            self.path, message, DeadLetterReason.HANDLER_ERROR, repr(error), error
+            self.path, message, DeadLetterReason.HANDLER_ERROR, safe_repr(error), error
         )
 
     def _expired(self, request: Request) -> None:
@@ -652,6 +718,87 @@ class ActorCell:
             "the asker stopped waiting (timeout or cancellation) before the actor got to it; "
             "it was not handled",
         )
+
+    def _crashed(self, message: object, request: Request | None, exc: Exception) -> bool:
+        """Account a handler's exception: count it, tell the asker, dead-letter the message.
+
+        Returns True if it is one of the actor's ``resume_on`` types (the actor goes on).
+        """
+        self.failures += 1
+        # The exception is a user object: nothing here may depend on it behaving.
+        add_note(exc, f"raised in actor {self.path!r} while handling {type(message).__qualname__}")
+        if self.resume_on and isinstance(exc, self.resume_on):
+            self._resume(message, request, exc)
+            return True
+        # The message becomes a dead letter (CRASHED); an asker still waiting gets the error,
+        # while an abandoned ask adds no second dead letter for the same message.
+        if request is not None and not request.abandoned:
+            request.complete(outcome.Error(exc))
+        if not isinstance(message, SystemMessage):
+            self.dead_letter(message, DeadLetterReason.CRASHED, safe_repr(exc))
+        return False
+
+    def _not_handled(self, message: object, request: Request | None) -> None:
+        """Account a message whose handler was stopped before it could finish."""
+        if request is not None and request.release():
+            return  # a transport's message: handed back (a node stopped mid-message)
+        if request is not None and not request.abandoned:
+            request.complete(outcome.Error(self.stopped_error(message)))
+        if not isinstance(message, SystemMessage):
+            self.dead_letter(message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it")
+
+    # -- sync handlers cut short ----------------------------------------------------------------
+
+    @enable_ki_protection  # the call and the cell's record of it change together
+    def _give_up_thread(self, call: HandlerThread) -> bool:
+        """Stop waiting for ``call``'s thread; returns whether the thread accounts for it."""
+        if not call.give_up():
+            return False
+        if call.returned:
+            self._account_thread(call)  # it returned just as the task stopped waiting
+        else:
+            if self._orphans is None:
+                self._orphans = set()
+            self._orphans.add(call)
+        return True
+
+    @enable_ki_protection
+    def thread_returned_late(self, call: HandlerThread) -> None:
+        """Account an orphaned sync handler whose thread has now returned (Trio thread)."""
+        if self._orphans is not None:
+            self._orphans.discard(call)
+        self._account_thread(call)
+        if call.done is not None:
+            call.done.set()
+
+    def _account_thread(self, call: HandlerThread) -> None:
+        result = call.outcome
+        message, request = call.message, call.request
+        what = type(message).__qualname__
+        if isinstance(result, outcome.Value):
+            self.processed += 1
+            self.log.info(
+                "the sync handler of actor {} for {} returned after the actor stopped waiting "
+                "for it; the message counts as handled",
+                self.path,
+                what,
+            )
+            if request is not None:
+                request.complete(result)
+            return
+        assert isinstance(result, outcome.Error)
+        error = result.error
+        if isinstance(error, Exception):
+            self.log.opt(exception=error).error(
+                "the sync handler of actor {} for {} raised after the actor stopped waiting "
+                "for it: {}",
+                self.path,
+                what,
+                safe_repr(error),
+            )
+            self._crashed(message, request, error)
+        else:  # it noticed the cancellation (trio.from_thread.check_cancelled) and stopped
+            self._not_handled(message, request)
 
     def _no_handler(self, message: object, request: Request | None) -> None:
         handled = ", ".join(t.__qualname__ for t in self.handlers.handled_types) or "none"

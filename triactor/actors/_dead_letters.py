@@ -10,6 +10,7 @@ from typing import final
 import attrs
 
 from .._logging import enabled, logger, message_contents
+from .._safe import safe_repr
 
 __all__ = ["DeadLetter", "DeadLetterReason", "DeadLetters"]
 
@@ -83,7 +84,10 @@ class DeadLetters:
     """The system's record of undelivered messages: a total count and the most recent entries.
 
     ``count`` is exact since the system started; iterating yields the last ``keep`` entries,
-    oldest first. Each entry is logged with the actor, the message type and the reason (the
+    oldest first. Retention is by count, not size: each entry keeps the message object itself
+    (to inspect or resend), so the entries hold up to ``keep`` times the message size; pass a
+    smaller ``dead_letters_kept`` to ``open_actor_system`` (0 keeps counts only) when messages
+    are large. Each entry is logged with the actor, the message type and the reason (the
     message's contents only with ``triactor.configure_logging(message_contents=True)``): at
     DEBUG for drops by an overflow policy the actor chose and for the message of a crash (the
     crash's own record names it), at WARNING otherwise. A record nobody would see is not made.
@@ -144,7 +148,7 @@ class DeadLetters:
         logger.bind(actor=target).opt(exception=error).log(
             level,
             "dead letter: {} for {} ({}){}",
-            repr(message) if message_contents() else type(message).__qualname__,
+            safe_repr(message) if message_contents() else type(message).__qualname__,
             target,
             reason.value,
             f": {detail}" if detail else "",

@@ -28,6 +28,13 @@ def handler(fn: F) -> F:
     synchronous HTTP client, heavy computation) never stalls other actors; the actor still takes
     one message at a time. The handler's return value is the reply to an ``ask``.
 
+    A thread cannot be cancelled. If a stop deadline (a restart, a shutdown, an abort) passes
+    while a sync handler runs, the actor waits for it within its ``shutdown_timeout``; past
+    that its incarnation ends without ``on_stop``, its next incarnation starts only once the
+    thread has returned, and the message is counted then, once: as handled (the reply still
+    reaches the asker, or dead letters as late) or as a crash. A handler that should stop early
+    can poll ``trio.from_thread.check_cancelled()``.
+
     Example::
 
         class Counter(Actor):

@@ -17,6 +17,7 @@ from ._cell import ActorState, ExitReason, current_cell, task_ask_chain
 from ._dead_letters import DeadLetterReason
 from ._request import Request
 from ._statistics import ActorStatistics, actor_statistics
+from ._waits import Waiter, current_waiter, find_deadlock
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -92,6 +93,7 @@ class ActorRef(abc.ABC, Generic[M, R]):
             MailboxFull: if the mailbox is full and its policy is ``Overflow.FAIL``.
             RuntimeError: if called from another thread than the actor system's (nothing is
                 sent); use ``try_tell`` there, or ``trio.from_thread.run(ref.tell, msg)``.
+            TypeError: if ``priority`` is not an int; the message is not sent.
         """
 
     @abc.abstractmethod
@@ -110,6 +112,7 @@ class ActorRef(abc.ABC, Generic[M, R]):
         Raises:
             RuntimeError: if called from a thread that runs another Trio loop (nothing is
                 sent); there, ``await trio.to_thread.run_sync(ref.try_tell, msg)``.
+            TypeError: if ``priority`` is not an int; the message is not sent.
         """
 
     @abc.abstractmethod
@@ -127,6 +130,8 @@ class ActorRef(abc.ABC, Generic[M, R]):
             ActorStopped: at once if the actor has stopped, or if it stops before answering.
             NoHandler: if the actor has no handler for the message's type.
             MailboxFull: if the mailbox is full and its policy refuses the request.
+            TypeError: if ``priority`` is not an int; the message is not sent.
+            AskCycleError: if the ask would deadlock (see :class:`~triactor.AskCycleError`).
             Exception: whatever the handler raised, re-raised here with a note naming the
                 actor path and the message type. The actor then crashes and its supervisor
                 applies its rule, unless the exception is one of the actor's ``resume_on``
@@ -253,22 +258,32 @@ class LocalActorRef(ActorRef[M, R]):
         if cell.check_messages:
             cell.system.check_message(message)
         mailbox = cell.mailbox
+        if priority.__class__ is not int:
+            priority = mailbox.check_priority(priority, message)
         if mailbox.closed:
             await checkpoint()
             raise cell.stopped_error(message)
         await checkpoint_if_cancelled()
-        # The chain of actors waiting on each other through asks; an ask that would close a
-        # cycle is a deadlock among one-message-at-a-time actors, so it is refused at once.
-        # Only a one-message-at-a-time target can deadlock: a concurrent one has other slots.
+        # The chain of actors waiting on each other through nested asks travels with each
+        # request (across processes too); an ask that would close a cycle through a
+        # one-message-at-a-time actor is a deadlock, refused at once.
         asker = current_cell.get()
+        waiter: Waiter | None = None
         if asker is None:
             chain: tuple[str, ...] = ()
         else:
-            waiting = asker.ask_chain if asker.max_concurrency == 1 else task_ask_chain.get()
-            chain = (*waiting, asker.path)
+            serial = asker.max_concurrency == 1 or not asker.started
+            chain = (*(asker.ask_chain if serial else task_ask_chain.get()), asker.path)
             if cell.max_concurrency == 1 and cell.path in chain:
                 cycle = (*chain[chain.index(cell.path) :], cell.path)
                 raise AskCycleError(cycle, type(message).__qualname__)
+            # Deadlocks that no chain shows (independent asks, concurrent actors with every
+            # slot waiting, starts): on the graph of who waits on whom right now.
+            waiter = current_waiter(asker)
+            if waiter is not None:
+                cycle_found = find_deadlock(waiter, asker, cell)
+                if cycle_found is not None:
+                    raise AskCycleError(cycle_found, type(message).__qualname__)
         request = Request(message, cell, chain)
         if not mailbox.put_nowait(request, priority):
             # Full: BLOCK waits for room; DROP_NEWEST has failed the request already.
@@ -278,7 +293,14 @@ class LocalActorRef(ActorRef[M, R]):
             if not queued and not request.done:  # refused: the actor is stopping for good
                 cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
                 raise cell.stopped_error(message)
-        return await request.wait()
+        if waiter is None:
+            return await request.wait()
+        waiter.waiting_on, waiter.waiting_for = cell, request
+        try:
+            return await request.wait()
+        finally:
+            if waiter.waiting_for is request:
+                waiter.waiting_on = waiter.waiting_for = None
 
     async def stop(self) -> None:
         cell = self._cell

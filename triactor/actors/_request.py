@@ -11,6 +11,7 @@ from trio.lowlevel import (
     Task,
     cancel_shielded_checkpoint,
     current_task,
+    enable_ki_protection,
     reschedule,
     wait_task_rescheduled,
 )
@@ -87,6 +88,7 @@ class Request:
         """True if the asker stopped waiting before a reply came."""
         return self._state == Request._ABANDONED
 
+    @enable_ki_protection
     def complete(self, result: outcome.Outcome[Any]) -> None:
         """Deliver the reply: wake the asker, keep it for an asker not yet waiting, or go late."""
         state = self._state
@@ -107,6 +109,7 @@ class Request:
             self._asker = None
             reschedule(asker, result)
 
+    @enable_ki_protection
     def release(self) -> bool:
         """Give a transport's message back undelivered. Returns False for a local request."""
         delivery = self.delivery
@@ -116,11 +119,13 @@ class Request:
         delivery.release(self)
         return True
 
+    @enable_ki_protection
     async def wait(self) -> Any:
         """Wait for the reply and return it (or raise the error it carries).
 
         Cancellation abandons the request: the reply, when it comes, goes to the sink as a
-        late reply.
+        late reply. KeyboardInterrupt-safe: a Ctrl-C never leaves the asker registered for a
+        reschedule it will not be there to take (it is delivered at the wait instead).
         """
         if self._outcome is not None:
             # The reply came before the asker parked (the actor ran while the asker was being

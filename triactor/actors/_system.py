@@ -12,18 +12,21 @@ import attrs
 import cattrs
 import outcome
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from .._asyncio import open_asyncio_loop
 from .._errors import ActorNotFound, ActorStopped, RestartIntensityExceeded
 from .._groups import unwrapped_group
 from .._logging import logger
+from .._safe import safe_repr
 from ..mailbox import Overflow
 from ._actor import Actor, valid_resume_on, validate_options
-from ._cell import ActorCell, ExitReason
+from ._cell import ActorCell, ActorState, ExitReason
+from ._checking import MessageChecker
 from ._dead_letters import DeadLetters
 from ._ref import ActorRef, LocalActorRef
-from ._system_message import SystemMessage
 from ._topics import TopicRegistry
+from ._waits import starting
 
 if TYPE_CHECKING:
     from ..diagnostics._snapshot import ActorSnapshot
@@ -39,6 +42,10 @@ __all__ = [
     "Terminated",
     "open_actor_system",
 ]
+
+
+#: How many live actor names a failed lookup's error lists.
+_NAMES_SHOWN = 20
 
 
 class Spawnable(Protocol):
@@ -145,6 +152,7 @@ class ActorSystem:
         self._converter.register_unstructure_hook_func(_is_ref_type, _unstructure_ref)
         self._converter.register_structure_hook_func(_is_ref_type, self._structure_ref)
         self._topics = TopicRegistry(self)
+        self._checker = MessageChecker(self._converter)
         self._shutting_down = False
         # What the shutdown lost: queued messages left unhandled, actors cancelled at deadlines.
         self._dropped_in_shutdown = 0
@@ -257,12 +265,22 @@ class ActorSystem:
         except BaseException as exc:
             cell.finalize(ExitReason.CRASHED, exc)
             raise
-        if type(instance).on_start is Actor.on_start:
-            # Nothing can fail before the first message: no need to wait for the task to run
-            # (for spawn rate, this path is a cancellation point but not a schedule point).
-            self._nursery.start_soon(self._run_unsupervised, cell, instance, name=cell.path)
-        else:
-            await self._nursery.start(self._run_unsupervised, cell, instance, name=cell.path)
+        try:
+            if type(instance).on_start is Actor.on_start:
+                # Nothing can fail before the first message: no need to wait for the task to
+                # run (for spawn rate, a cancellation point but not a schedule point).
+                self._nursery.start_soon(self._run_unsupervised, cell, instance, name=cell.path)
+            else:
+                with starting(cell):
+                    await self._nursery.start(
+                        self._run_unsupervised, cell, instance, name=cell.path
+                    )
+        except BaseException as exc:
+            # A Ctrl-C may land before the task exists: nothing would ever stop the cell. If
+            # the task did run, it has finalized the cell already (finalize is idempotent); if
+            # it is only scheduled, it finds the cell stopped and returns at once.
+            cell.finalize(ExitReason.CANCELLED, exc)
+            raise
         return cell.ref
 
     def _new_cell(
@@ -354,22 +372,28 @@ class ActorSystem:
         instance: Actor,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
+        if cell.state is ActorState.STOPPED:
+            return  # its spawn was interrupted before this task ran
+        reason = ExitReason.CANCELLED
+        error: BaseException | None = None
         try:
             reason = await cell.run_incarnation(instance, task_status)
         except Exception as exc:
+            reason, error = cell.last_exit or ExitReason.CRASHED, exc
             # A supervisor that gave up has logged it already.
             if cell.started and not isinstance(exc, RestartIntensityExceeded):
                 cell.log.opt(exception=exc).error(
-                    "actor {} crashed and has no supervisor: {!r}; stopping the actor system",
+                    "actor {} crashed and has no supervisor: {}; stopping the actor system",
                     cell.path,
-                    exc,
+                    safe_repr(exc),
                 )
-            cell.finalize(cell.last_exit or ExitReason.CRASHED, exc)
             raise
         except BaseException as exc:
-            cell.finalize(ExitReason.CANCELLED, exc)
+            error = exc
             raise
-        cell.finalize(reason)
+        finally:
+            # On every way out (a Ctrl-C included), or a shutdown would wait for it forever.
+            cell.finalize(reason, error)
 
     # -- finding --------------------------------------------------------------------------------
 
@@ -379,14 +403,12 @@ class ActorSystem:
         Finds supervised actors too, under the name their ``ChildSpec`` gave them.
 
         Raises:
-            ActorNotFound: if no live actor has that name or path.
+            ActorNotFound: if no live actor has that name or path; the message lists the first
+                few live names (in spawn order, cheap with any number of actors).
         """
         cell = (self._cells_by_path if name.startswith("/") else self._cells_by_name).get(name)
         if cell is None:
-            known = ", ".join(sorted(self._cells_by_name)[:20]) or "none"
-            raise ActorNotFound(
-                f"no live actor named {name!r} in this system; live actors: {known}"
-            )
+            raise ActorNotFound(self._not_found(name))
         return cell.ref
 
     def remote(self, name: str, actor_class: type[Actor] | None = None) -> ActorRef:
@@ -414,6 +436,20 @@ class ActorSystem:
     def node(self) -> str | None:
         """This process's node name in its cluster, or None without a cluster."""
         return None if self._transport is None else self._transport.node
+
+    def _not_found(self, name: object) -> str:
+        # Cheap with any number of actors: the first few names in spawn order, not a sort.
+        count = len(self._cells_by_name)
+        shown = list(itertools.islice(self._cells_by_name, _NAMES_SHOWN))
+        known = ", ".join(shown) or "none"
+        more = (
+            f" (and {count - len(shown)} more; system.actors() lists all)"
+            if count > len(shown)
+            else ""
+        )
+        return (
+            f"no live actor named {safe_repr(name, 200)} in this system; live actors: {known}{more}"
+        )
 
     def actors(self) -> list[ActorRef]:
         """Return the refs of every live actor, in spawn order."""
@@ -456,7 +492,7 @@ class ActorSystem:
     def _terminated_notice(cell: ActorCell) -> Terminated:
         """The :class:`Terminated` notice for a cell that has stopped for good."""
         reason = cell.exit_reason.value if cell.exit_reason is not None else "normal"
-        error = repr(cell.exit_error) if cell.exit_error is not None else None
+        error = safe_repr(cell.exit_error) if cell.exit_error is not None else None
         return Terminated(cell.path, reason, error)
 
     def _forget(self, cell: ActorCell) -> None:
@@ -630,20 +666,11 @@ class ActorSystem:
 
         Raises:
             TypeError: if the message does not unstructure to plain data (dicts with str keys,
-                lists, str, int, float, bool, None) or does not structure back to its type.
+                lists, str, int, float, bool, None) or does not structure back to its type. The
+                error names the message type, the field and the offending type, never the
+                value (a message may be megabytes).
         """
-        if isinstance(message, SystemMessage):
-            return
-        kind = type(message)
-        try:
-            data = self._converter.unstructure(message)
-            _require_plain_data(data)
-            self._converter.structure(data, kind)
-        except Exception as exc:
-            raise TypeError(
-                f"message {kind.__qualname__} cannot be serialized for a transport ({exc}); "
-                "make messages attrs classes of plain data (no handles, locks or lambdas)"
-            ) from exc
+        self._checker.check(message)
 
     def snapshot(self, *, stacks_older_than: float | None = None) -> list[ActorSnapshot]:
         """Return what every live actor is doing now: a list of ``ActorSnapshot``, one per actor.
@@ -693,7 +720,9 @@ class ActorSystem:
     def abort(self) -> None:
         """Cancel every actor now, without waiting for stops or drains (a second Ctrl-C).
 
-        ``on_stop`` hooks still run, each bounded by its ``shutdown_timeout``.
+        ``on_stop`` hooks still run, each bounded by its ``shutdown_timeout``. A sync handler
+        running in a worker thread cannot be cancelled: its actor waits for it within that same
+        bound (then skips ``on_stop``), and its message is counted when the thread returns.
         """
         self._shutdown_scope.cancel()
         self._nursery.cancel_scope.cancel()
@@ -716,16 +745,20 @@ class ActorSystem:
             return
         self._shutting_down = True
         transport = self._transport
-        with self._shutdown_scope:
-            if transport is not None:
-                await transport.stop_feeding()
-            while self._top_level:
-                cell = next(reversed(self._top_level))
-                self._top_level.pop(cell)
-                await self._stop_cell(cell, drain=True)
-            if transport is not None:
-                await transport.close()
-        self._shutdown_finished.set()
+        try:
+            with self._shutdown_scope:
+                if transport is not None:
+                    await transport.stop_feeding()
+                while self._top_level:
+                    cell = next(reversed(self._top_level))
+                    self._top_level.pop(cell)
+                    await self._stop_cell(cell, drain=True)
+                if transport is not None:
+                    await transport.close()
+        finally:
+            # Set on every way out: a second caller waits for it, shielded. (Cut short by a
+            # Ctrl-C, the shutdown ends here; the KeyboardInterrupt cancels the actors.)
+            self._shutdown_finished.set()
         if self._shutdown_scope.cancelled_caught:
             logger.warning("actor system shutdown was aborted; remaining actors were cancelled")
         elif self._dropped_in_shutdown or self._cancelled_in_shutdown:
@@ -751,26 +784,8 @@ def _unstructure_ref(ref: ActorRef) -> dict[str, str]:
     return {"actor": ref.path}
 
 
-_PLAIN_SCALARS = (str, int, float, bool, type(None))
-
-
-def _require_plain_data(data: object) -> None:
-    if isinstance(data, _PLAIN_SCALARS):
-        return
-    if isinstance(data, list | tuple):
-        for item in data:
-            _require_plain_data(item)
-        return
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if not isinstance(key, str):
-                raise TypeError(f"a mapping key {key!r} is not a str")
-            _require_plain_data(value)
-        return
-    raise TypeError(f"{data!r} is not plain data")
-
-
 @asynccontextmanager
+@enable_ki_protection  # the nursery below must be exited on every path, even a Ctrl-C's
 async def open_actor_system(
     *,
     thread_limit: int | None = None,
@@ -799,7 +814,10 @@ async def open_actor_system(
         check_messages: check every message for plain data and a cattrs round trip, so that
             messages stay carriable by a remote transport (raises :class:`TypeError` at the
             sender). A development and test aid: it costs a round trip per message.
-        dead_letters_kept: how many recent dead letters ``system.dead_letters`` keeps.
+        dead_letters_kept: how many recent dead letters ``system.dead_letters`` keeps. Each
+            keeps its message object (for inspection or a resend), so they hold up to this many
+            times your message size in memory; the counts stay exact whatever this is (0 keeps
+            counts only).
         cluster: a :class:`~triactor.Cluster` (or its Redis URL) to join: actors spawned with
             ``export=True`` become reachable from other processes and machines, and
             ``system.remote(name)`` reaches theirs. Connecting waits (with backoff) until the

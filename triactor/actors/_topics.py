@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING, Any, final
 
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from .._errors import MailboxFull
 from .._groups import unwrapped_group
@@ -145,6 +146,7 @@ class TopicRegistry:
             return False
         return None
 
+    @enable_ki_protection  # its nursery must be exited on every path, even a Ctrl-C's
     async def _wait_for_room(
         self,
         topic: str,

@@ -15,6 +15,7 @@ import trio
 from .._errors import ActorStopped
 from .._groups import unwrapped_group
 from .._logging import logger
+from .._safe import add_note, safe_repr
 from ..actors import ActorRef, SystemStatistics
 from ..supervision import Supervisor
 from ._run import RunningTree, RunResult, _check_timeout, run_tree
@@ -70,6 +71,11 @@ class ActorPortal:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._stop_requested = False
+        # A Ctrl-C in the caller's thread may come before the loop is reachable: an abort
+        # requested then is noted here and honoured by the loop as soon as it starts.
+        self._lock = threading.Lock()
+        self._abort_requested = False
+        self._main_scope: trio.CancelScope | None = None
         # Daemon: interpreter exit does not wait for it, so the atexit hook can stop the tree.
         self._thread = threading.Thread(target=self._thread_main, name=thread_name, daemon=True)
 
@@ -77,7 +83,7 @@ class ActorPortal:
         if not self._ready.is_set():
             state = "starting"
         elif self._error is not None:
-            state = f"failed with {self._error!r}"
+            state = f"failed with {safe_repr(self._error)}"
         elif self._done.is_set():
             state = "stopped"
         elif self._stop_requested:
@@ -97,8 +103,7 @@ class ActorPortal:
             self._done.set()
             self._ready.set()
 
-    async def _main(self) -> RunResult:
-        self._token = trio.lowlevel.current_trio_token()
+    async def _main(self) -> RunResult | None:
         run = functools.partial(
             run_tree,
             self._tree,
@@ -113,12 +118,17 @@ class ActorPortal:
             nonlocal result
             result = await run(task_status=task_status)
 
-        with unwrapped_group():
-            async with trio.open_nursery() as nursery:
-                self._running = await nursery.start(run_and_keep)
-                self._ready.set()
-        assert result is not None
-        return result
+        with trio.CancelScope() as scope:
+            with self._lock:
+                self._token = trio.lowlevel.current_trio_token()
+                self._main_scope = scope
+                if self._abort_requested:
+                    scope.cancel()
+            with unwrapped_group():
+                async with trio.open_nursery() as nursery:
+                    self._running = await nursery.start(run_and_keep)
+                    self._ready.set()
+        return result  # None only if an abort cut the startup short
 
     def _start(self) -> None:
         self._thread.start()
@@ -136,8 +146,28 @@ class ActorPortal:
             self.stop()
         except Exception as exc:
             logger.opt(exception=exc).error(
-                "the actor system of tree {!r} failed: {!r}", self._tree.name, exc
+                "the actor system of tree {!r} failed: {}", self._tree.name, safe_repr(exc)
             )
+
+    def _abort(self) -> None:
+        """Cancel every actor now (or the startup, if the tree is not up yet). Returns at once."""
+        with self._lock:
+            self._abort_requested = True
+            token, scope, running = self._token, self._main_scope, self._running
+        if token is None or self._done.is_set():
+            return  # the loop is not up yet (it will see the request) or has ended
+        self._stop_requested = True
+        with contextlib.suppress(trio.RunFinishedError):  # it may have stopped meanwhile
+            if running is not None:
+                token.run_sync_soon(running.abort, "KeyboardInterrupt")
+            elif scope is not None:
+                token.run_sync_soon(scope.cancel)
+
+    def _abandon(self) -> None:
+        """Abort and wait for the thread: after a Ctrl-C, or a start that failed."""
+        self._abort()
+        if self._thread.ident is not None:
+            self._thread.join()
 
     # -- calls from other threads ---------------------------------------------------------------
 
@@ -291,8 +321,8 @@ class ActorPortal:
         if not self._done.wait(timeout):
             raise TimeoutError(f"the actor system of tree {self._tree.name!r} is still running")
         self._thread.join()
-        self._raise_error()
-        assert self._result is not None
+        if self._result is None:  # failed, or aborted while starting
+            self._raise_stopped()
         return self._result
 
     def stop(self) -> RunResult:
@@ -309,14 +339,12 @@ class ActorPortal:
         Raises:
             RestartIntensityExceeded: (or any error that ended the system) if it failed.
         """
-        atexit.unregister(self._close_at_exit)
-        self._request_stop()
         try:
+            atexit.unregister(self._close_at_exit)
+            self._request_stop()
             return self.wait()
         except KeyboardInterrupt:
-            self._request_stop()  # the second request: cancel every actor now
-            self._done.wait()
-            self._thread.join()
+            self._abandon()  # cancel every actor now, and wait for them (bounded by on_stop)
             raise
 
     def close(self) -> RunResult:
@@ -337,14 +365,23 @@ class ActorPortal:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        # Each stop sits in a try whose handler leaves no thread behind, even when a Ctrl-C
+        # lands at the first instruction of the call.
         if exc is None:
-            self.stop()
+            try:
+                self.stop()
+            except BaseException:
+                self._abandon()
+                raise
             return
         try:
             self.stop()
         except Exception as error:
             if error is not exc:
-                exc.add_note(f"the actor system had also failed: {error!r}")
+                add_note(exc, f"the actor system had also failed: {safe_repr(error)}")
+        except BaseException:
+            self._abandon()
+            raise
 
     def _request_stop(self) -> None:
         self._ready.wait()
@@ -412,5 +449,9 @@ def start_in_thread(
     _check_timeout(shutdown_timeout)
     name = thread_name or f"triactor-{tree.name}"
     portal = ActorPortal(tree, shutdown_timeout, name, cluster, asyncio)
-    portal._start()
+    try:
+        portal._start()
+    except BaseException:
+        portal._abandon()  # the start failed, or a Ctrl-C cut it short: no thread left behind
+        raise
     return portal

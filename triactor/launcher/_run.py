@@ -18,6 +18,7 @@ from typing import Any, final
 
 import attrs
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from .._logging import logger
 from ..actors import ActorRef, ActorSystem, open_actor_system
@@ -152,6 +153,23 @@ class RunningTree:
         else:
             self._abort(by)
 
+    def abort(self, by: str = "request") -> None:
+        """Cancel every actor now (the startup, if the tree is still starting). Returns at once.
+
+        ``on_stop`` hooks still run, each bounded by its ``shutdown_timeout``. Does nothing
+        once the tree has stopped.
+        """
+        if self._finished:
+            return
+        if self._requested_by is None:
+            self._requested_by = by
+            self._requested_at = trio.current_time()
+        if self.root is None:
+            self._aborted_by = by
+            self._startup_scope.cancel()
+            return
+        self._abort(by)
+
     def _abort(self, by: str) -> None:
         if self._aborted_by is None:
             self._aborted_by = by
@@ -196,6 +214,7 @@ async def _stop_on_signals(
             running.request_stop(signal.Signals(signum).name)
 
 
+@enable_ki_protection  # its exit stack and nurseries must be exited on every path
 async def run_tree(
     tree: Supervisor,
     *,
@@ -262,6 +281,7 @@ async def run_tree(
     return result
 
 
+@enable_ki_protection
 async def _run_system(
     tree: Supervisor,
     handle_signals: bool,

@@ -79,6 +79,9 @@ class Mailbox:
     a policy drops are passed to ``on_drop(item, reason)``; the actor runtime turns them into
     dead letters.
 
+    Every method is safe against KeyboardInterrupt (Trio's KI protection): a Ctrl-C never
+    leaves a lane half-updated or a task registered for a wake-up it will not be there for.
+
     Args:
         capacity: the most user messages held at once; must be at least 1.
         overflow: the policy for a full mailbox.
@@ -259,6 +262,20 @@ class Mailbox:
     def _pop_oldest_least_urgent(self) -> object:
         return self._pop_lane(most_urgent=False)
 
+    def check_priority(self, priority: object, item: object) -> int:
+        """Return ``priority`` as an int, or refuse it: nothing is changed by a refused send.
+
+        Raises:
+            TypeError: if ``priority`` is not an int (a bool is not one either).
+        """
+        if isinstance(priority, int) and not isinstance(priority, bool):
+            return int(priority)
+        raise TypeError(
+            f"priority of {self._describe(item)} for actor {self._owner!r} must be an int "
+            f"(larger is more urgent, default 0), got a {type(priority).__qualname__}; "
+            "the message was not sent"
+        )
+
     @enable_ki_protection
     def put_nowait(self, item: object, priority: int = 0) -> bool:
         """Queue ``item`` without waiting. Returns whether it was queued.
@@ -269,7 +286,10 @@ class Mailbox:
 
         Raises:
             MailboxFull: if the mailbox is full and its policy is ``Overflow.FAIL``.
+            TypeError: if ``priority`` is not an int (nothing is queued or dropped).
         """
+        if priority.__class__ is not int:
+            priority = self.check_priority(priority, item)
         if self._closed:
             return False
         if self._size < self._capacity and not self._putters:
@@ -288,7 +308,10 @@ class Mailbox:
 
         Raises:
             MailboxFull: if the mailbox is full and its policy is ``Overflow.FAIL``.
+            TypeError: if ``priority`` is not an int (nothing is queued or dropped).
         """
+        if priority.__class__ is not int:
+            priority = self.check_priority(priority, item)
         await checkpoint_if_cancelled()
         if self._closed:
             return False
@@ -299,12 +322,18 @@ class Mailbox:
             return self._overflowing(item, priority)
         return await self.wait_to_put(item, priority)
 
+    @enable_ki_protection
     async def put_waiting(self, item: object, priority: int = 0) -> bool:
         """Queue ``item``, waiting for room whatever the overflow policy. Returns whether queued.
 
         For a feeder that must never drop what it took (a transport reading a stream: it reads
         only what fits, and the policy applied at the remote sender). False if closed.
+
+        Raises:
+            TypeError: if ``priority`` is not an int (nothing is queued).
         """
+        if priority.__class__ is not int:
+            priority = self.check_priority(priority, item)
         await checkpoint_if_cancelled()
         if self._closed:
             return False
@@ -313,11 +342,13 @@ class Mailbox:
             return True
         return await self.wait_to_put(item, priority)
 
+    @enable_ki_protection
     async def wait_to_put(self, item: object, priority: int = 0) -> bool:
         """Wait for room to queue ``item`` (the BLOCK policy's wait). Returns whether queued.
 
         For callers that already tried :meth:`put_nowait` after a cancellation check: this is
-        the slow half of :meth:`put`. Waiting senders are admitted in arrival order.
+        the slow half of :meth:`put`, and ``priority`` is not checked again. Waiting senders
+        are admitted in arrival order.
         """
         task = current_task()
         putters = self._putters
@@ -332,6 +363,7 @@ class Mailbox:
         queued: bool = await wait_task_rescheduled(abort)
         return queued
 
+    @enable_ki_protection
     def put_control(self, item: object) -> None:
         """Queue a system message ahead of every user message. Never blocks, never drops."""
         if self._control is None:
@@ -342,6 +374,7 @@ class Mailbox:
             self._consumer = None
             reschedule(consumer)
 
+    @enable_ki_protection
     def discard_control(self, kind: type) -> None:
         """Remove every queued control item of class ``kind``."""
         if self._control:
@@ -372,6 +405,7 @@ class Mailbox:
             reschedule(task, Value(True))
         return item
 
+    @enable_ki_protection
     async def wait(self) -> None:
         """Wait until an item is queued (returns at once if one is). A checkpoint.
 
@@ -396,6 +430,7 @@ class Mailbox:
 
     # -- closing --------------------------------------------------------------------------------
 
+    @enable_ki_protection
     def close(self) -> None:
         """Refuse new items from now on; queued items stay until :meth:`drain` takes them.
 
@@ -407,6 +442,7 @@ class Mailbox:
             task, _ = self._putters.popitem(last=False)
             reschedule(task, Value(False))
 
+    @enable_ki_protection
     def drain(self) -> list[object]:
         """Remove and return every queued user item, most urgent first, oldest first within."""
         remaining: list[object] = []

@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, Any, final
 import attrs
 import outcome
 import trio
+from trio.lowlevel import enable_ki_protection
 
 from .._errors import ActorNotFound, RestartIntensityExceeded
 from .._groups import unwrapped_group
+from .._safe import safe_repr
 from ..actors import Actor, ActorRef, handler
 from ..actors._cell import ActorCell, ActorState, ExitReason
 from ..actors._system_message import SystemMessage
+from ..actors._waits import starting
 from ._repeats import StartFailures
 from ._spec import Backoff, ChildSpec, Restart, Strategy, SubtreeSpec, Supervisor
 
@@ -362,6 +365,10 @@ class SupervisorActor(Actor):
 
     # -- lifetime -------------------------------------------------------------------------------
 
+    # KI-protected: the nursery must be exited on every path, even a Ctrl-C's. Everything the
+    # supervisor's task runs is internal, except the children's constructors, which
+    # ``ActorCell.construct`` runs unprotected (a Ctrl-C still interrupts them in place).
+    @enable_ki_protection
     async def _triactor_run(self, start_and_serve: Any, instance: Actor, task_status: Any) -> None:
         try:
             with unwrapped_group():
@@ -415,9 +422,10 @@ class SupervisorActor(Actor):
         child.state = ChildState.RUNNING
         child.live = child.incarnation
         try:
-            await self._nursery.start(
-                self._run_child, child, instance, child.incarnation, name=cell.path
-            )
+            with starting(cell):  # names a deadlock through the child's on_start
+                await self._nursery.start(
+                    self._run_child, child, instance, child.incarnation, name=cell.path
+                )
         except BaseException as exc:
             child.running = False
             child.state = ChildState.RESTARTING
@@ -559,6 +567,7 @@ class SupervisorActor(Actor):
                 return True
             return False
 
+    @enable_ki_protection  # its nursery must be exited on every path, even a Ctrl-C's
     async def _stop_children(self, children: Iterable[_Child], *, drain: bool = False) -> None:
         """Stop dynamic children in parallel, then the static ones in reverse start order."""
         ordered = list(children)
@@ -595,7 +604,7 @@ class SupervisorActor(Actor):
         self, child: _Child, error: BaseException | None, count: int, repeats: int = 0
     ) -> None:
         spec = self._spec
-        what = f"{error!r}" if error is not None else "a normal exit"
+        what = safe_repr(error) if error is not None else "a normal exit"
         again = (
             f" (it failed to start {repeats} times in a row this same way, logged above)"
             if repeats > 1
@@ -731,10 +740,10 @@ class SupervisorActor(Actor):
         elif reason is ExitReason.CRASHED:
             when = "failed to start" if during_start else "crashed"
             self.log.opt(exception=error).error(
-                "child {} {}: {!r}; supervisor {}: {}",
+                "child {} {}: {}; supervisor {}: {}",
                 child.cell.path,
                 when,
-                error,
+                safe_repr(error),
                 self.path,
                 decision,
             )
