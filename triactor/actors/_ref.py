@@ -17,7 +17,7 @@ from ._cell import ActorState, ExitReason, current_cell, task_ask_chain
 from ._dead_letters import DeadLetterReason
 from ._request import Request
 from ._statistics import ActorStatistics, actor_statistics
-from ._waits import Waiter, current_waiter, find_deadlock
+from ._waits import Waiter, find_deadlock, task_activity
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -278,9 +278,15 @@ class LocalActorRef(ActorRef[M, R]):
                 cycle = (*chain[chain.index(cell.path) :], cell.path)
                 raise AskCycleError(cycle, type(message).__qualname__)
             # Deadlocks that no chain shows (independent asks, concurrent actors with every
-            # slot waiting, starts): on the graph of who waits on whom right now.
-            waiter = current_waiter(asker)
-            if waiter is not None:
+            # slot waiting, starts): on the graph of who waits on whom right now. The first
+            # look (may_be_stuck, inlined) is all an ask to a free actor costs.
+            waiter = asker if serial else task_activity.get()
+            activities = cell.activities
+            if waiter is not None and (
+                len(activities) >= cell.max_concurrency
+                if cell.started and activities is not None
+                else cell.waiting_on is not None
+            ):
                 cycle_found = find_deadlock(waiter, asker, cell)
                 if cycle_found is not None:
                     raise AskCycleError(cycle_found, type(message).__qualname__)

@@ -17,8 +17,8 @@ search assumes an actor it meets again on the current path is stuck (a cycle of 
 nothing outside it can break), and gives up as soon as a slot is free or a holder waits on
 something untracked (a timer, a lock, a full mailbox): it never refuses an ask that could end.
 
-Cost: nothing on ``tell``; on ``ask`` from inside an actor, two attribute writes and a check
-that stops at the first idle actor.
+Cost: nothing on ``tell``; on ``ask`` from inside an actor, two attribute writes and a look at
+the asked actor (the search runs only if that one is itself waiting).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol, final
 
-import trio
-
 if TYPE_CHECKING:
+    import trio
+
     from ._cell import ActorCell
     from ._request import Request
 
@@ -39,6 +39,7 @@ __all__ = [
     "Waiter",
     "current_waiter",
     "find_deadlock",
+    "may_be_stuck",
     "starting",
     "task_activity",
 ]
@@ -70,16 +71,24 @@ task_activity: ContextVar[HandlerActivity | None] = ContextVar(
 
 
 def current_waiter(cell: ActorCell) -> Waiter | None:
-    """The slot holder the current task is, in actor ``cell``; None for any other task.
+    """The slot holder the current task waits for, in actor ``cell`` (None if unknown).
 
-    Only the task that holds the slot counts: a task that a handler started in a nursery of
-    its own is not tracked (its waits cannot be told apart from the handler's).
+    A task that a handler started in a nursery of its own counts as that handler: the handler
+    cannot return before its nursery's tasks have (a wait noted by one of several such tasks
+    may hide another's, which only makes the search miss a deadlock, never invent one).
     """
-    task = trio.lowlevel.current_task()
     if cell.max_concurrency == 1 or not cell.started:
-        return cell if task is cell.task else None
-    activity = task_activity.get()
-    return activity if activity is not None and activity.task is task else None
+        return cell
+    return task_activity.get()
+
+
+def may_be_stuck(cell: ActorCell) -> bool:
+    """The cheap first look: False when ``cell`` has a free slot or a holder that waits on
+    nothing (most of the time: an idle actor). Inlined in ``ask``; kept here as its spec."""
+    activities = cell.activities
+    if cell.started and activities is not None:
+        return len(activities) >= cell.max_concurrency
+    return cell.waiting_on is not None
 
 
 def find_deadlock(
