@@ -278,8 +278,9 @@ class LocalActorRef(ActorRef[M, R]):
                 cycle = (*chain[chain.index(cell.path) :], cell.path)
                 raise AskCycleError(cycle, type(message).__qualname__)
             # Deadlocks that no chain shows (independent asks, concurrent actors with every
-            # slot waiting, starts): on the graph of who waits on whom right now. The first
-            # look (may_be_stuck, inlined) is all an ask to a free actor costs.
+            # slot waiting, starts): on the graph of who waits on whom right now. This first
+            # look (a free slot, or a holder waiting on nothing) is all an ask to an actor that
+            # is not itself waiting costs; the search (_waits) runs only past it.
             waiter = asker if serial else task_activity.get()
             activities = cell.activities
             if waiter is not None and (

@@ -39,7 +39,6 @@ __all__ = [
     "Waiter",
     "current_waiter",
     "find_deadlock",
-    "may_be_stuck",
     "starting",
     "task_activity",
 ]
@@ -80,15 +79,6 @@ def current_waiter(cell: ActorCell) -> Waiter | None:
     if cell.max_concurrency == 1 or not cell.started:
         return cell
     return task_activity.get()
-
-
-def may_be_stuck(cell: ActorCell) -> bool:
-    """The cheap first look: False when ``cell`` has a free slot or a holder that waits on
-    nothing (most of the time: an idle actor). Inlined in ``ask``; kept here as its spec."""
-    activities = cell.activities
-    if cell.started and activities is not None:
-        return len(activities) >= cell.max_concurrency
-    return cell.waiting_on is not None
 
 
 def find_deadlock(
