@@ -8,6 +8,7 @@ helpers, which never raise and bound what they return.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Final
 
 __all__ = ["add_note", "safe_repr", "safe_str", "type_name"]
@@ -23,25 +24,21 @@ def type_name(obj: object) -> str:
 
 def safe_repr(obj: object, limit: int = REPR_LIMIT) -> str:
     """``repr(obj)``, cut to ``limit`` characters; a placeholder if ``repr`` raises."""
-    try:
-        text = repr(obj)
-        if not isinstance(text, str):
-            raise TypeError("__repr__ returned a non-string")
-    except Exception as exc:
-        return f"<{type_name(obj)} object (its repr raised {type_name(exc)})>"
-    if len(text) > limit:
-        return f"{text[:limit]}... ({len(text)} characters)"
-    return text
+    return _safe_text(repr, "repr", obj, limit)
 
 
 def safe_str(obj: object, limit: int = REPR_LIMIT) -> str:
     """``str(obj)``, cut to ``limit`` characters; a placeholder if ``str`` raises."""
+    return _safe_text(str, "str", obj, limit)
+
+
+def _safe_text(render: Callable[[object], object], what: str, obj: object, limit: int) -> str:
     try:
-        text = str(obj)
+        text = render(obj)
         if not isinstance(text, str):
-            raise TypeError("__str__ returned a non-string")
+            raise TypeError(f"__{what}__ returned a non-string")
     except Exception as exc:
-        return f"<{type_name(obj)} object (its str raised {type_name(exc)})>"
+        return f"<{type_name(obj)} object (its {what} raised {type_name(exc)})>"
     if len(text) > limit:
         return f"{text[:limit]}... ({len(text)} characters)"
     return text

@@ -25,6 +25,7 @@ from typing import Any, Final, final
 import cattrs
 import msgspec
 
+from .._safe import safe_str
 from ..actors import Actor, ActorRef
 
 __all__ = [
@@ -298,7 +299,7 @@ class Codec:
         cls = type(error)
         data: dict[str, object] = {
             "type": f"{cls.__module__}.{cls.__qualname__}",
-            "message": _safe_str(error),
+            "message": safe_str(error, limit=4000),
             "actor": actor,
             "node": self.node,
             "traceback": traceback_text,
@@ -365,7 +366,7 @@ class Codec:
             except Exception as exc:
                 error = Undecodable(
                     f"data does not structure as {tag} ({type(exc).__name__}: "
-                    f"{_safe_str(exc)[:200]})"
+                    f"{safe_str(exc)[:200]})"
                 )
                 error.correlation = correlation
                 raise error from None
@@ -389,13 +390,6 @@ def _is_failure(data: object) -> bool:
     return isinstance(data, dict) and all(
         isinstance(data.get(key), str) for key in ("type", "message", "actor", "node", "traceback")
     )
-
-
-def _safe_str(error: BaseException) -> str:
-    try:
-        return str(error)
-    except Exception:
-        return f"<{type(error).__qualname__}: str() failed>"
 
 
 def _return_types(fn: Callable[..., Any]) -> Iterable[type]:

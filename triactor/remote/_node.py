@@ -95,8 +95,6 @@ class Node:
         self._acks: dict[str, list[bytes]] = {}
         self._acks_ready = ParkingLot()
         self._export_stats: dict[str, ExportStatistics] = {}
-        self.sent_replies = 0
-        self.dead_lettered = 0
         self._replies_conn: RedisConnection | None = None
         #: Shared by this node's connections: an outage of the server is logged once.
         self.outage_log = OutageLog()
@@ -362,7 +360,6 @@ class Node:
                 correlation=envelope.correlation,
                 traceback_text=format_traceback(error),
             )
-        self.sent_replies += 1
         self.cmd.send_nowait(
             "XADD", envelope.reply_to, "MAXLEN", "~", _REPLIES_KEPT, "*", "m", payload
         )
@@ -482,7 +479,6 @@ class Node:
         )
         self.cmd.send_nowait("XACK", key, GROUP, entry_id)
         self.cmd.send_nowait("XDEL", key, entry_id)
-        self.dead_lettered += 1
         self.system.dead_letters._record(key, payload, kind, reason)
 
     @staticmethod

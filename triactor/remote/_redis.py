@@ -539,15 +539,7 @@ class RedisConnection:
             payload = _pack_command(args)
         except TypeError:
             raise _argument_error(args) from None
-        command = payload if on_reply is None else [payload, on_reply]
-        if self._held and current_task() is self._reconnect_task:
-            self._urgent.append(command)
-        else:
-            self._pending.append(command)
-        writer = self._writer_task
-        if writer is not None:
-            self._writer_task = None
-            reschedule(writer)
+        self._enqueue(payload if on_reply is None else [payload, on_reply])
 
     @enable_ki_protection
     async def execute_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
