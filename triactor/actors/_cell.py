@@ -18,6 +18,7 @@ from trio.lowlevel import checkpoint
 
 from .._errors import ActorStopped, MailboxFull, NoHandler
 from .._groups import unwrapped_group
+from .._hot import duration_clock
 from .._logging import logger
 from ..mailbox import EMPTY, Mailbox, Overflow
 from ..pools._context import default_priority
@@ -106,6 +107,7 @@ class ActorCell:
         "_log",
         "_now",
         "_scope",
+        "_stamp",
         "_stop_deadline",
         "_stop_event",
         "_terminated",
@@ -181,6 +183,8 @@ class ActorCell:
         #: The message being handled now (None when idle) and since when (Trio time).
         self.current: object = None
         self.busy_since = 0.0
+        #: The clock busy_since is read on (see triactor._hot.duration_clock).
+        self._stamp: Callable[[], float] = trio.current_time
         #: The actors waiting, through nested asks, on the request being handled now.
         self.ask_chain: tuple[str, ...] = ()
         self._now: Callable[[], float] = trio.current_time
@@ -209,6 +213,10 @@ class ActorCell:
         if self.state is ActorState.IDLE and self.current is not None:
             return ActorState.PROCESSING
         return self.state
+
+    def busy_for(self) -> float:
+        """Seconds (Trio time) spent on the current message so far; 0.0 when idle."""
+        return 0.0 if self.current is None else self._stamp() - self.busy_since
 
     @property
     def log(self) -> Logger:
@@ -428,6 +436,7 @@ class ActorCell:
         self.state = ActorState.IDLE
         self.started = True
         self._now = trio.lowlevel.current_clock().current_time
+        self._stamp = duration_clock()
         task_status.started()
         if self.max_concurrency != 1:
             await self._serve_concurrently(instance)
@@ -468,29 +477,55 @@ class ActorCell:
         """Handle messages until a stop request; True if it must re-enter to host timers."""
         mailbox = self.mailbox
         pop = mailbox.pop_nowait
+        lane = mailbox.default_lane
         handle = self._handle
+        # The async handlers already resolved (lookup, in _handle, adds a type seen first).
+        fast_routes = self.handlers.async_routes
+        stamp = self._stamp
         unyielded = 0
         while True:
-            item = pop()
-            if item is EMPTY:
-                if self.draining:
-                    return False
-                unyielded = 0
-                await mailbox.wait()
-                continue
-            if item.__class__ is _Stop:
-                if self._take_stop(item):
-                    return False
-                continue
-            if item.__class__ is Timer:
-                if item is HOST_REQUEST:
-                    timers = instance._triactor_timers
-                    if timers is not None and timers.waiting:
-                        return True
+            if mailbox.plain and lane:
+                item = lane.popleft()  # pop_nowait's own step when nothing else is queued
+            else:
+                item = pop()
+                if item is EMPTY:
+                    if self.draining:
+                        return False
+                    unyielded = 0
+                    await mailbox.wait()
                     continue
-                await self._fire(instance, item)
-                continue
-            await handle(instance, item)
+                if item.__class__ is _Stop:
+                    if self._take_stop(item):
+                        return False
+                    continue
+                if item.__class__ is Timer:
+                    if item is HOST_REQUEST:
+                        timers = instance._triactor_timers
+                        if timers is not None and timers.waiting:
+                            return True
+                        continue
+                    await self._fire(instance, item)
+                    continue
+            fn = fast_routes.get(item.__class__)
+            if fn is None:  # a request, a sync handler, a type not seen yet, or no handler
+                await handle(instance, item)
+            else:
+                # The hot path: a told message for an async handler, _handle inlined (the same
+                # steps, without a coroutine per message).
+                self.current = item
+                self.busy_since = stamp()
+                try:
+                    await fn(instance, item)
+                except Exception as exc:
+                    if not self._raised(item, None, exc):
+                        raise
+                except BaseException:
+                    self._interrupted(item, None)
+                    raise
+                else:
+                    self.processed += 1
+                finally:
+                    self.current = None
             unyielded += 1
             if unyielded >= _BATCH:
                 unyielded = 0
@@ -584,7 +619,7 @@ class ActorCell:
             self._no_handler(message, request)
             return
         self.current = message
-        self.busy_since = self._now()
+        self.busy_since = self._stamp()
         try:
             if entry.is_async:
                 result = await entry.fn(instance, message)
@@ -597,31 +632,13 @@ class ActorCell:
                     abandon_on_cancel=True,
                 )
         except Exception as exc:
-            self.failures += 1
-            exc.add_note(
-                f"raised in actor {self.path!r} while handling {type(message).__qualname__}"
-            )
-            if self.resume_on and isinstance(exc, self.resume_on):
-                self._resume(message, request, exc)
+            if self._raised(message, request, exc):
                 return
-            # The message becomes a dead letter (CRASHED); an asker still waiting gets the
-            # error, while an abandoned ask adds no second dead letter for the same message.
-            if request is not None and not request.abandoned:
-                request.complete(outcome.Error(exc))
-            if not isinstance(message, SystemMessage):
-                self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
             raise
         except BaseException:
-            # Cancelled (or KeyboardInterrupt): not a crash, but the asker must not hang. A
-            # transport's message is handed back instead (a node stopped mid-message).
-            if request is not None and request.release():
-                raise
-            if request is not None and not request.abandoned:
-                request.complete(outcome.Error(self.stopped_error(message)))
-            if not isinstance(message, SystemMessage):
-                self.dead_letter(
-                    message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it"
-                )
+            # A transport's message is handed back instead (a node stopped mid-message).
+            if request is None or not request.release():
+                self._interrupted(message, request)
             raise
         finally:
             self.current = None
@@ -630,6 +647,29 @@ class ActorCell:
         self.processed += 1
         if request is not None:
             request.complete(outcome.Value(result))
+
+    def _raised(self, message: object, request: Request | None, exc: Exception) -> bool:
+        """Account a handler's exception. Returns True if the actor goes on (``resume_on``)."""
+        self.failures += 1
+        exc.add_note(f"raised in actor {self.path!r} while handling {type(message).__qualname__}")
+        if self.resume_on and isinstance(exc, self.resume_on):
+            self._resume(message, request, exc)
+            return True
+        # The message becomes a dead letter (CRASHED); an asker still waiting gets the error,
+        # while an abandoned ask adds no second dead letter for the same message.
+        if request is not None and not request.abandoned:
+            request.complete(outcome.Error(exc))
+        if not isinstance(message, SystemMessage):
+            self.dead_letter(message, DeadLetterReason.CRASHED, repr(exc))
+        return False
+
+    def _interrupted(self, message: object, request: Request | None) -> None:
+        """Account a message whose handler was cancelled (or interrupted): not a crash, but
+        the asker must not hang."""
+        if request is not None and not request.abandoned:
+            request.complete(outcome.Error(self.stopped_error(message)))
+        if not isinstance(message, SystemMessage):
+            self.dead_letter(message, DeadLetterReason.ACTOR_STOPPED, "stopped while handling it")
 
     def _resume(self, message: object, request: Request | None, error: Exception) -> None:
         """A ``resume_on`` error: fail only this message; the actor goes on with its state."""

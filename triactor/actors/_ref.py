@@ -12,6 +12,7 @@ from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 from typing_extensions import TypeVar
 
 from .._errors import AskCycleError, MailboxFull
+from .._hot import FAST_CANCEL, RUN_CONTEXT
 from ..mailbox import Overflow
 from ._cell import ActorState, ExitReason, current_cell, task_ask_chain
 from ._dead_letters import DeadLetterReason
@@ -156,10 +157,12 @@ class LocalActorRef(ActorRef[M, R]):
     Subclassed only inside triactor: a router's ref routes its messages to the routees.
     """
 
-    __slots__ = ("_cell", "_thread")
+    __slots__ = ("_cell", "_lane", "_mailbox", "_thread")
 
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
+        self._mailbox = cell.mailbox
+        self._lane = cell.mailbox.default_lane
         # The ident of the Trio thread that runs the system: the mailbox may only be touched
         # from it (a wake-up from another thread would be lost, and the actor never woken).
         self._thread = cell.system.thread_ident
@@ -194,14 +197,27 @@ class LocalActorRef(ActorRef[M, R]):
         return hash(self._cell)
 
     async def tell(self, message: M, *, priority: int = 0) -> None:
-        # The hot path: Mailbox.put inlined to save a coroutine per message.
+        # The hot path: Mailbox.put inlined to save a coroutine per message, the test of
+        # checkpoint_if_cancelled inlined to save another (see triactor._hot), and while the
+        # mailbox allows it (Mailbox.fast_limit) put_nowait inlined to a single append.
         cell = self._cell
         if get_ident() != self._thread:
             raise self._wrong_thread("tell", message)
         if cell.check_messages:
             cell.system.check_message(message)
-        await checkpoint_if_cancelled()
-        mailbox = cell.mailbox
+        if FAST_CANCEL:
+            task = RUN_CONTEXT.task
+            if task._cancel_status.effectively_cancelled or (
+                task is task._runner.main_task and task._runner.ki_pending
+            ):
+                await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
+            task._cancel_points += 1
+        else:
+            await checkpoint_if_cancelled()
+        mailbox = self._mailbox
+        if len(self._lane) < mailbox.fast_limit and priority.__class__ is int and not priority:
+            self._lane.append(message)
+            return
         if mailbox.put_nowait(message, priority):
             return
         if (
