@@ -506,26 +506,41 @@ class ActorCell:
                         continue
                     await self._fire(instance, item)
                     continue
-            fn = fast_routes.get(item.__class__)
-            if fn is None:  # a request, a sync handler, a type not seen yet, or no handler
+            if item.__class__ is Request:
+                request: Request | None = item
+                message = item.message
+            else:
+                request = None
+                message = item
+            fn = fast_routes.get(message.__class__)
+            if fn is None or (request is not None and request.abandoned):
+                # A sync handler, a type not seen yet, no handler, or an expired request.
                 await handle(instance, item)
             else:
-                # The hot path: a told message for an async handler, _handle inlined (the same
-                # steps, without a coroutine per message).
-                self.current = item
+                # The hot path: a message (or request) for an async handler, _handle inlined:
+                # the same steps, without a coroutine and a lookup per message.
+                self.current = message
+                if request is not None:
+                    self.ask_chain = request.chain
                 self.busy_since = stamp()
                 try:
-                    await fn(instance, item)
+                    result = await fn(instance, message)
                 except Exception as exc:
-                    if not self._raised(item, None, exc):
+                    if not self._raised(message, request, exc):
                         raise
                 except BaseException:
-                    self._interrupted(item, None)
+                    # A transport's message is handed back instead (a node stopped mid-message).
+                    if request is None or not request.release():
+                        self._interrupted(message, request)
                     raise
                 else:
                     self.processed += 1
+                    if request is not None:
+                        request.complete(outcome.Value(result))
                 finally:
                     self.current = None
+                    if request is not None:
+                        self.ask_chain = ()
             unyielded += 1
             if unyielded >= _BATCH:
                 unyielded = 0

@@ -272,7 +272,15 @@ class LocalActorRef(ActorRef[M, R]):
         if mailbox.closed:
             await checkpoint()
             raise cell.stopped_error(message)
-        await checkpoint_if_cancelled()
+        if FAST_CANCEL:  # checkpoint_if_cancelled, as in tell
+            task = RUN_CONTEXT.task
+            if task._cancel_status.effectively_cancelled or (
+                task is task._runner.main_task and task._runner.ki_pending
+            ):
+                await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
+            task._cancel_points += 1
+        else:
+            await checkpoint_if_cancelled()
         # The chain of actors waiting on each other through asks; an ask that would close a
         # cycle is a deadlock among one-message-at-a-time actors, so it is refused at once.
         # Only a one-message-at-a-time target can deadlock: a concurrent one has other slots.
