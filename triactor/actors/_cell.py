@@ -507,40 +507,27 @@ class ActorCell:
                     await self._fire(instance, item)
                     continue
             if item.__class__ is Request:
-                request: Request | None = item
-                message = item.message
-            else:
-                request = None
-                message = item
-            fn = fast_routes.get(message.__class__)
-            if fn is None or (request is not None and request.abandoned):
-                # A sync handler, a type not seen yet, no handler, or an expired request.
+                await self._handle_request(instance, item, fast_routes)
+            elif (fn := fast_routes.get(item.__class__)) is None:
+                # A sync handler, a type not seen yet, or no handler.
                 await handle(instance, item)
             else:
-                # The hot path: a message (or request) for an async handler, _handle inlined:
-                # the same steps, without a coroutine and a lookup per message.
-                self.current = message
-                if request is not None:
-                    self.ask_chain = request.chain
+                # The hot path: a told message for an async handler, _handle inlined (the same
+                # steps, without a coroutine and a lookup per message).
+                self.current = item
                 self.busy_since = stamp()
                 try:
-                    result = await fn(instance, message)
+                    await fn(instance, item)
                 except Exception as exc:
-                    if not self._raised(message, request, exc):
+                    if not self._raised(item, None, exc):
                         raise
                 except BaseException:
-                    # A transport's message is handed back instead (a node stopped mid-message).
-                    if request is None or not request.release():
-                        self._interrupted(message, request)
+                    self._interrupted(item, None)
                     raise
                 else:
                     self.processed += 1
-                    if request is not None:
-                        request.complete(outcome.Value(result))
                 finally:
                     self.current = None
-                    if request is not None:
-                        self.ask_chain = ()
             unyielded += 1
             if unyielded >= _BATCH:
                 unyielded = 0
@@ -617,6 +604,35 @@ class ActorCell:
             timers = instance._triactor_timers
             if timers is not None:
                 timers.fired(timer)
+
+    async def _handle_request(
+        self, instance: Actor, request: Request, fast_routes: dict[type, Any]
+    ) -> None:
+        """_handle for a request, its common case (an async handler) shortened."""
+        message = request.message
+        fn = fast_routes.get(message.__class__)
+        if fn is None or request.abandoned:
+            await self._handle(instance, request)
+            return
+        self.current = message
+        self.ask_chain = request.chain
+        self.busy_since = self._stamp()
+        try:
+            result = await fn(instance, message)
+        except Exception as exc:
+            if not self._raised(message, request, exc):
+                raise
+            return
+        except BaseException:
+            # A transport's message is handed back instead (a node stopped mid-message).
+            if not request.release():
+                self._interrupted(message, request)
+            raise
+        finally:
+            self.current = None
+            self.ask_chain = ()
+        self.processed += 1
+        request.complete(outcome.Value(result))
 
     async def _handle(self, instance: Actor, item: object) -> None:
         if item.__class__ is Request:
