@@ -252,3 +252,22 @@ def test_direct_lane_access_is_what_the_calls_would_do(
     assert fast.drain() == rest
     while (item := slow.pop_nowait()) is not EMPTY:
         assert fast.pop_nowait() == item
+
+
+async def test_tell_from_another_threads_trio_run_is_refused(system: triactor.ActorSystem) -> None:
+    # The fast path tells the system's run from the running task's; another thread's run is
+    # refused as the slow path refuses it, and nothing is queued.
+    ref = await system.spawn(Recorder)
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            trio.run(ref.tell, Item(1))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    await trio.to_thread.run_sync(other_thread)
+    [error] = errors
+    assert "thread" in str(error)
+    assert ref.statistics().mailbox.depth == 0
+    assert ref.statistics().processed == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import functools
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Final, Generic
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ._cell import ActorCell
 
 __all__ = ["ActorRef", "LocalActorRef"]
+
+_NO_RUN: Final = object()
 
 #: The messages a ref accepts (``Any`` unless the actor class says: ``Actor[Fetch, Found]``).
 M = TypeVar("M", contravariant=True, default=Any)
@@ -157,7 +159,7 @@ class LocalActorRef(ActorRef[M, R]):
     Subclassed only inside triactor: a router's ref routes its messages to the routees.
     """
 
-    __slots__ = ("_cell", "_lane", "_mailbox", "_thread")
+    __slots__ = ("_cell", "_lane", "_mailbox", "_runner", "_thread")
 
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
@@ -166,6 +168,9 @@ class LocalActorRef(ActorRef[M, R]):
         # The ident of the Trio thread that runs the system: the mailbox may only be touched
         # from it (a wake-up from another thread would be lost, and the actor never woken).
         self._thread = cell.system.thread_ident
+        # The Trio run of the system (a placeholder without triactor._hot.FAST_CANCEL): tell
+        # tests it, which is cheaper and implies the thread.
+        self._runner: Any = getattr(RUN_CONTEXT, "runner", _NO_RUN)
 
     @property
     def name(self) -> str:
@@ -201,18 +206,25 @@ class LocalActorRef(ActorRef[M, R]):
         # checkpoint_if_cancelled inlined to save another (see triactor._hot), and while the
         # mailbox allows it (Mailbox.fast_limit) put_nowait inlined to a single append.
         cell = self._cell
-        if get_ident() != self._thread:
-            raise self._wrong_thread("tell", message)
-        if cell.check_messages:
-            cell.system.check_message(message)
-        if FAST_CANCEL:
-            task = RUN_CONTEXT.task
+        try:
+            task = RUN_CONTEXT.task  # see triactor._hot
+            runner = task._runner
+        except AttributeError:  # no Trio run in this thread, or no FAST_CANCEL
+            runner = None
+        if runner is self._runner:
+            # In the system's run (so in its thread): checkpoint_if_cancelled's own test.
+            if cell.check_messages:
+                cell.system.check_message(message)
             if task._cancel_status.effectively_cancelled or (
-                task is task._runner.main_task and task._runner.ki_pending
+                task is runner.main_task and runner.ki_pending
             ):
                 await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
             task._cancel_points += 1
         else:
+            if get_ident() != self._thread:
+                raise self._wrong_thread("tell", message)
+            if cell.check_messages:
+                cell.system.check_message(message)
             await checkpoint_if_cancelled()
         mailbox = self._mailbox
         if len(self._lane) < mailbox.fast_limit and priority.__class__ is int and not priority:
