@@ -18,6 +18,7 @@ from trio.lowlevel import checkpoint, disable_ki_protection, enable_ki_protectio
 
 from .._errors import ActorStopped, MailboxFull, NoHandler
 from .._groups import unwrapped_group
+from .._hot import duration_clock
 from .._logging import logger
 from .._safe import add_note, safe_repr
 from ..mailbox import EMPTY, Mailbox, Overflow
@@ -110,6 +111,7 @@ class ActorCell:
         "_now",
         "_orphans",
         "_scope",
+        "_stamp",
         "_stop_deadline",
         "_stop_event",
         "_terminated",
@@ -188,6 +190,8 @@ class ActorCell:
         #: The message being handled now (None when idle) and since when (Trio time).
         self.current: object = None
         self.busy_since = 0.0
+        #: The clock busy_since is read on (see triactor._hot.duration_clock).
+        self._stamp: Callable[[], float] = trio.current_time
         #: The actors waiting, through nested asks, on the request being handled now (or, in
         #: on_start, on this actor's start).
         self.ask_chain: tuple[str, ...] = ()
@@ -224,6 +228,10 @@ class ActorCell:
         if self.state is ActorState.IDLE and self.current is not None:
             return ActorState.PROCESSING
         return self.state
+
+    def busy_for(self) -> float:
+        """Seconds (Trio time) spent on the current message so far; 0.0 when idle."""
+        return 0.0 if self.current is None else self._stamp() - self.busy_since
 
     @property
     def log(self) -> Logger:
@@ -468,6 +476,7 @@ class ActorCell:
         self.state = ActorState.IDLE
         self.started = True
         self._now = trio.lowlevel.current_clock().current_time
+        self._stamp = duration_clock()
         task_status.started()
         if self.max_concurrency != 1:
             await self._serve_concurrently(instance)
@@ -542,29 +551,57 @@ class ActorCell:
         """Handle messages until a stop request; True if it must re-enter to host timers."""
         mailbox = self.mailbox
         pop = mailbox.pop_nowait
+        lane = mailbox.default_lane
         handle = self._handle
+        # The async handlers already resolved (lookup, in _handle, adds a type seen first).
+        fast_routes = self.handlers.async_routes
+        stamp = self._stamp
         unyielded = 0
         while True:
-            item = pop()
-            if item is EMPTY:
-                if self.draining:
-                    return False
-                unyielded = 0
-                await mailbox.wait()
-                continue
-            if item.__class__ is _Stop:
-                if self._take_stop(item):
-                    return False
-                continue
-            if item.__class__ is Timer:
-                if item is HOST_REQUEST:
-                    timers = instance._triactor_timers
-                    if timers is not None and timers.waiting:
-                        return True
+            if mailbox.plain and lane:
+                item = lane.popleft()  # pop_nowait's own step when nothing else is queued
+            else:
+                item = pop()
+                if item is EMPTY:
+                    if self.draining:
+                        return False
+                    unyielded = 0
+                    await mailbox.wait()
                     continue
-                await self._fire(instance, item)
-                continue
-            await handle(instance, item)
+                if item.__class__ is _Stop:
+                    if self._take_stop(item):
+                        return False
+                    continue
+                if item.__class__ is Timer:
+                    if item is HOST_REQUEST:
+                        timers = instance._triactor_timers
+                        if timers is not None and timers.waiting:
+                            return True
+                        continue
+                    await self._fire(instance, item)
+                    continue
+            if item.__class__ is Request:
+                await self._handle_request(instance, item, fast_routes)
+            elif (fn := fast_routes.get(item.__class__)) is None:
+                # A sync handler, a type not seen yet, or no handler.
+                await handle(instance, item)
+            else:
+                # The hot path: a told message for an async handler, _handle inlined (the same
+                # steps, without a coroutine and a lookup per message).
+                self.current = item
+                self.busy_since = stamp()
+                try:
+                    await fn(instance, item)
+                except Exception as exc:
+                    if not self._crashed(item, None, exc):
+                        raise
+                except BaseException:
+                    self._not_handled(item, None)
+                    raise
+                else:
+                    self.processed += 1
+                finally:
+                    self.current = None
             unyielded += 1
             if unyielded >= _BATCH:
                 unyielded = 0
@@ -649,6 +686,33 @@ class ActorCell:
             if timers is not None:
                 timers.fired(timer)
 
+    async def _handle_request(
+        self, instance: Actor, request: Request, fast_routes: dict[type, Any]
+    ) -> None:
+        """_handle for a request, its common case (an async handler) shortened."""
+        message = request.message
+        fn = fast_routes.get(message.__class__)
+        if fn is None or request.abandoned:
+            await self._handle(instance, request)
+            return
+        self.current = message
+        self.ask_chain = request.chain
+        self.busy_since = self._stamp()
+        try:
+            result = await fn(instance, message)
+        except Exception as exc:
+            if not self._crashed(message, request, exc):
+                raise
+            return
+        except BaseException:
+            self._not_handled(message, request)
+            raise
+        finally:
+            self.current = None
+            self.ask_chain = ()
+        self.processed += 1
+        request.complete(outcome.Value(result))
+
     async def _handle(self, instance: Actor, item: object) -> None:
         if item.__class__ is Request:
             if item.abandoned:
@@ -665,7 +729,7 @@ class ActorCell:
             self._no_handler(message, request)
             return
         self.current = message
-        self.busy_since = self._now()
+        self.busy_since = self._stamp()
         call: HandlerThread | None = None
         try:
             if entry.is_async:

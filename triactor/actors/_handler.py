@@ -67,13 +67,25 @@ class HandlerEntry:
 class HandlerTable:
     """Maps message types to handlers for one actor class, caching MRO lookups."""
 
-    __slots__ = ("_cache", "_declared", "owner")
+    __slots__ = ("_async", "_cache", "_declared", "owner")
 
     def __init__(self, owner: str, declared: dict[type, HandlerEntry]) -> None:
         self.owner = owner
         self._declared = declared
         # Filled lazily: every message type seen, resolved through its MRO (None: no handler).
         self._cache: dict[type, HandlerEntry | None] = dict(declared)
+        self._async: dict[type, Callable[..., Any]] = {
+            kind: entry.fn for kind, entry in declared.items() if entry.is_async
+        }
+
+    @property
+    def async_routes(self) -> dict[type, Callable[..., Any]]:
+        """The message types resolved so far whose handler is ``async def``, and its function.
+
+        The same dict for the table's life, filled by :meth:`lookup`: a hot loop may keep it
+        and call ``lookup`` only for a type it does not find there.
+        """
+        return self._async
 
     @property
     def handled_types(self) -> tuple[type, ...]:
@@ -96,6 +108,8 @@ class HandlerTable:
             if entry is not None:
                 break
         self._cache[message_type] = entry
+        if entry is not None and entry.is_async:
+            self._async[message_type] = entry.fn
         return entry
 
 

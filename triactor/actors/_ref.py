@@ -5,13 +5,14 @@ from __future__ import annotations
 import abc
 import functools
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Final, Generic
 
 import trio
 from trio.lowlevel import checkpoint, checkpoint_if_cancelled
 from typing_extensions import TypeVar
 
 from .._errors import AskCycleError, MailboxFull
+from .._hot import FAST_CANCEL, RUN_CONTEXT
 from ..mailbox import Overflow
 from ._cell import ActorState, ExitReason, current_cell, task_ask_chain
 from ._dead_letters import DeadLetterReason
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ._cell import ActorCell
 
 __all__ = ["ActorRef", "LocalActorRef"]
+
+_NO_RUN: Final = object()
 
 #: The messages a ref accepts (``Any`` unless the actor class says: ``Actor[Fetch, Found]``).
 M = TypeVar("M", contravariant=True, default=Any)
@@ -161,13 +164,18 @@ class LocalActorRef(ActorRef[M, R]):
     Subclassed only inside triactor: a router's ref routes its messages to the routees.
     """
 
-    __slots__ = ("_cell", "_thread")
+    __slots__ = ("_cell", "_lane", "_mailbox", "_runner", "_thread")
 
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
+        self._mailbox = cell.mailbox
+        self._lane = cell.mailbox.default_lane
         # The ident of the Trio thread that runs the system: the mailbox may only be touched
         # from it (a wake-up from another thread would be lost, and the actor never woken).
         self._thread = cell.system.thread_ident
+        # The Trio run of the system (a placeholder without triactor._hot.FAST_CANCEL): tell
+        # tests it, which is cheaper and implies the thread.
+        self._runner: Any = getattr(RUN_CONTEXT, "runner", _NO_RUN)
 
     @property
     def name(self) -> str:
@@ -199,14 +207,34 @@ class LocalActorRef(ActorRef[M, R]):
         return hash(self._cell)
 
     async def tell(self, message: M, *, priority: int = 0) -> None:
-        # The hot path: Mailbox.put inlined to save a coroutine per message.
+        # The hot path: Mailbox.put inlined to save a coroutine per message, the test of
+        # checkpoint_if_cancelled inlined to save another (see triactor._hot), and while the
+        # mailbox allows it (Mailbox.fast_limit) put_nowait inlined to a single append.
         cell = self._cell
-        if get_ident() != self._thread:
-            raise self._wrong_thread("tell", message)
-        if cell.check_messages:
-            cell.system.check_message(message)
-        await checkpoint_if_cancelled()
-        mailbox = cell.mailbox
+        try:
+            task = RUN_CONTEXT.task  # see triactor._hot
+            runner = task._runner
+        except AttributeError:  # no Trio run in this thread, or no FAST_CANCEL
+            runner = None
+        if runner is self._runner:
+            # In the system's run (so in its thread): checkpoint_if_cancelled's own test.
+            if cell.check_messages:
+                cell.system.check_message(message)
+            if task._cancel_status.effectively_cancelled or (
+                task is runner.main_task and runner.ki_pending
+            ):
+                await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
+            task._cancel_points += 1
+        else:
+            if get_ident() != self._thread:
+                raise self._wrong_thread("tell", message)
+            if cell.check_messages:
+                cell.system.check_message(message)
+            await checkpoint_if_cancelled()
+        mailbox = self._mailbox
+        if len(self._lane) < mailbox.fast_limit and priority.__class__ is int and not priority:
+            self._lane.append(message)
+            return
         if mailbox.put_nowait(message, priority):
             return
         if (
@@ -263,7 +291,15 @@ class LocalActorRef(ActorRef[M, R]):
         if mailbox.closed:
             await checkpoint()
             raise cell.stopped_error(message)
-        await checkpoint_if_cancelled()
+        if FAST_CANCEL:  # checkpoint_if_cancelled, as in tell
+            task = RUN_CONTEXT.task
+            if task._cancel_status.effectively_cancelled or (
+                task is task._runner.main_task and task._runner.ki_pending
+            ):
+                await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
+            task._cancel_points += 1
+        else:
+            await checkpoint_if_cancelled()
         # The chain of actors waiting on each other through nested asks travels with each
         # request (across processes too); an ask that would close a cycle through a
         # one-message-at-a-time actor is a deadlock, refused at once.

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, final
 
 import attrs
-import trio
 
 from ._stacks import format_frames
 
@@ -52,11 +51,10 @@ def snapshot_cells(
     cells: Sequence[ActorCell], *, stacks_older_than: float | None = None
 ) -> list[ActorSnapshot]:
     """Snapshot each cell; include await stacks of handlers busy longer than the given age."""
-    now = trio.current_time()
     result = []
     for cell in cells:
         current = cell.current
-        busy_for = now - cell.busy_since if current is not None else 0.0
+        busy_for = cell.busy_for()
         stack = None
         if (
             stacks_older_than is not None

@@ -106,10 +106,12 @@ class Mailbox:
         "_lanes",
         "_on_drop",
         "_order",
+        "_other",
         "_overflow",
         "_owner",
         "_putters",
-        "_size",
+        "fast_limit",
+        "plain",
     )
 
     def __init__(
@@ -144,7 +146,8 @@ class Mailbox:
         self._lanes: dict[int, deque[object]] | None = None
         self._order: list[int] | None = None
         self._control: deque[object] | None = None
-        self._size = 0
+        # Items in lanes other than the default (the default lane's deque counts its own).
+        self._other = 0
         self._high_water = 0
         self._dropped = 0
         self._closed = False
@@ -152,6 +155,22 @@ class Mailbox:
         # Blocked senders in arrival order, with the item and priority each is waiting to put;
         # made when a sender first has to wait.
         self._putters: OrderedDict[Task, tuple[object, int]] | None = None
+        #: True while the default lane is all there is: no control items, no other priority,
+        #: no blocked sender. The consumer may then take the next item with
+        #: ``default_lane.popleft()`` itself (when the lane is not empty) instead of calling
+        #: :meth:`pop_nowait`: the same item, without a call per message.
+        self.plain = True
+        #: A sender may append a priority-0 item to ``default_lane`` itself, instead of calling
+        #: :meth:`put_nowait`, while ``len(default_lane) < fast_limit``: the lane is plain, the
+        #: mailbox open, its consumer not parked, and the new depth no new high water, so that
+        #: the append is all ``put_nowait`` would do. 0 when any of that does not hold.
+        self.fast_limit = 0
+
+    def _refresh(self) -> None:
+        plain = self.plain = not self._control and self._order is None and not self._putters
+        self.fast_limit = (
+            self._high_water if plain and not self._closed and self._consumer is None else 0
+        )
 
     # -- introspection --------------------------------------------------------------------------
 
@@ -173,15 +192,22 @@ class Mailbox:
     @property
     def backlog(self) -> int:
         """User messages queued plus senders blocked by ``Overflow.BLOCK`` waiting for room."""
-        return self._size + len(self._putters) if self._putters else self._size
+        size = len(self)
+        return size + len(self._putters) if self._putters else size
+
+    @property
+    def default_lane(self) -> deque[object]:
+        """The deque of priority-0 user messages, oldest first (the same one for life); see
+        :attr:`plain` for the one thing its consumer may do with it."""
+        return self._default_lane
 
     def __len__(self) -> int:
-        return self._size
+        return len(self._default_lane) + self._other
 
     def statistics(self) -> MailboxStatistics:
         """Return a :class:`MailboxStatistics` snapshot of this mailbox."""
         return MailboxStatistics(
-            depth=self._size,
+            depth=len(self),
             capacity=self._capacity,
             high_water=self._high_water,
             control_depth=len(self._control) if self._control else 0,
@@ -193,7 +219,7 @@ class Mailbox:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return (
-            f"<Mailbox of {self._owner} {self._size}/{self._capacity} {state}, "
+            f"<Mailbox of {self._owner} {len(self)}/{self._capacity} {state}, "
             f"{len(self._putters) if self._putters else 0} senders waiting>"
         )
 
@@ -206,19 +232,24 @@ class Mailbox:
             if self._lanes is None or self._order is None:
                 self._lanes = {0: self._default_lane}
                 self._order = [0]
+                self.plain = False
+                self.fast_limit = 0
             lane = self._lanes.get(priority)
             if lane is None:
                 lane = self._lanes[priority] = deque()
                 self._order.append(priority)
                 self._order.sort(reverse=True)
             lane.append(item)
-        self._size += 1
-        if self._size > self._high_water:
-            self._high_water = self._size
+            self._other += 1
+        size = len(self._default_lane) + self._other
+        if size > self._high_water:
+            self._high_water = size
+            self._refresh()
         consumer = self._consumer
         if consumer is not None:
             self._consumer = None
             reschedule(consumer)
+            self._refresh()
 
     def _drop(self, item: object, reason: Overflow) -> None:
         self._dropped += 1
@@ -246,17 +277,20 @@ class Mailbox:
         """Pop from the most (or least) urgent non-empty lane; the mailbox must not be empty."""
         lanes, order = self._lanes, self._order
         if lanes is None or order is None:
-            item = self._default_lane.popleft()
-            self._size -= 1
-            return item
+            return self._default_lane.popleft()
         priority = next(p for p in (order if most_urgent else reversed(order)) if lanes[p])
         lane = lanes[priority]
         item = lane.popleft()
-        self._size -= 1
-        if not lane and priority != 0:
-            # Lanes other than the default exist only while they hold something.
-            del lanes[priority]
-            order.remove(priority)
+        if priority != 0:
+            self._other -= 1
+            if not lane:
+                # Lanes other than the default exist only while they hold something; with
+                # the default lane alone left, the mailbox is back to one plain lane.
+                del lanes[priority]
+                order.remove(priority)
+                if len(order) == 1:
+                    self._lanes = self._order = None
+                    self._refresh()
         return item
 
     def _pop_oldest_least_urgent(self) -> object:
@@ -292,8 +326,23 @@ class Mailbox:
             priority = self.check_priority(priority, item)
         if self._closed:
             return False
-        if self._size < self._capacity and not self._putters:
-            self._append(item, priority)
+        lane = self._default_lane
+        size = len(lane) + self._other
+        if size < self._capacity and not self._putters:
+            if priority:
+                self._append(item, priority)
+                return True
+            # The common case, _append inlined: the default lane.
+            lane.append(item)
+            size += 1
+            if size > self._high_water:
+                self._high_water = size
+                self._refresh()
+            consumer = self._consumer
+            if consumer is not None:
+                self._consumer = None
+                reschedule(consumer)
+                self._refresh()
             return True
         return self._overflowing(item, priority)
 
@@ -315,7 +364,7 @@ class Mailbox:
         await checkpoint_if_cancelled()
         if self._closed:
             return False
-        if self._size < self._capacity and not self._putters:
+        if len(self) < self._capacity and not self._putters:
             self._append(item, priority)
             return True
         if self._overflow is not Overflow.BLOCK:
@@ -337,7 +386,7 @@ class Mailbox:
         await checkpoint_if_cancelled()
         if self._closed:
             return False
-        if self._size < self._capacity and not self._putters:
+        if len(self) < self._capacity and not self._putters:
             self._append(item, priority)
             return True
         return await self.wait_to_put(item, priority)
@@ -355,9 +404,12 @@ class Mailbox:
         if putters is None:
             putters = self._putters = OrderedDict()
         putters[task] = (item, priority)
+        self.plain = False
+        self.fast_limit = 0
 
         def abort(_: RaiseCancelT) -> Abort:
             del putters[task]
+            self._refresh()
             return Abort.SUCCEEDED
 
         queued: bool = await wait_task_rescheduled(abort)
@@ -373,12 +425,14 @@ class Mailbox:
         if consumer is not None:
             self._consumer = None
             reschedule(consumer)
+        self._refresh()
 
     @enable_ki_protection
     def discard_control(self, kind: type) -> None:
         """Remove every queued control item of class ``kind``."""
         if self._control:
             self._control = deque(item for item in self._control if item.__class__ is not kind)
+            self._refresh()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -388,21 +442,28 @@ class Mailbox:
 
         Returns :data:`EMPTY` if nothing is queued.
         """
-        if self._control:
-            return self._control.popleft()
-        if not self._size:
-            return EMPTY
+        control = self._control
+        if control:
+            item = control.popleft()
+            if not control:
+                self._refresh()
+            return item
         if self._order is None:
-            item = self._default_lane.popleft()
-            self._size -= 1
-        else:
+            lane = self._default_lane
+            if not lane:
+                return EMPTY
+            item = lane.popleft()
+        else:  # another lane holds something: the mailbox is not empty
             item = self._pop_lane(most_urgent=True)
-        if self._putters:
+        putters = self._putters
+        if putters:
             # Hand the freed place straight to the longest-waiting sender, so no newcomer can
             # take it first.
-            task, (waiting_item, priority) = self._putters.popitem(last=False)
+            task, (waiting_item, priority) = putters.popitem(last=False)
             self._append(waiting_item, priority)
             reschedule(task, Value(True))
+            if not putters:
+                self._refresh()
         return item
 
     @enable_ki_protection
@@ -414,16 +475,18 @@ class Mailbox:
         Raises:
             RuntimeError: if another task is already waiting on this mailbox.
         """
-        if self._control or self._size:
+        if self._control or self._default_lane or self._other:
             await trio.lowlevel.checkpoint()
             return
         if self._consumer is not None:
             raise RuntimeError(f"mailbox of {self._owner!r} already has a waiting consumer")
         task = current_task()
         self._consumer = task
+        self.fast_limit = 0
 
         def abort(_: RaiseCancelT) -> Abort:
             self._consumer = None
+            self._refresh()
             return Abort.SUCCEEDED
 
         await wait_task_rescheduled(abort)
@@ -441,6 +504,7 @@ class Mailbox:
         while self._putters:
             task, _ = self._putters.popitem(last=False)
             reschedule(task, Value(False))
+        self._refresh()
 
     @enable_ki_protection
     def drain(self) -> list[object]:
@@ -453,10 +517,11 @@ class Mailbox:
                 remaining.extend(self._lanes[priority])
         self._default_lane.clear()
         self._lanes = self._order = None
-        self._size = 0
+        self._other = 0
         while self._putters:
             # Room just appeared: admit the blocked senders, whose items are now queued too.
             task, (item, _) = self._putters.popitem(last=False)
             remaining.append(item)
             reschedule(task, Value(True))
+        self._refresh()
         return remaining
