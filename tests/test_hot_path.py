@@ -10,22 +10,36 @@ mailboxes, errors and the snapshot clock there.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from messages import Boom, Hold, Item, Kaboom, Recorder
+from messages import Boom, Hold, Item, Kaboom, Ping, Recorder
 from trio.testing import wait_all_tasks_blocked
 
 import triactor
-from triactor import DeadLetterReason, Overflow, open_actor_system
-from triactor._hot import FAST_CANCEL, duration_clock
+from triactor import Actor, DeadLetterReason, Overflow, handler, open_actor_system
+from triactor._hot import FAST_CANCEL, RUN_CONTEXT, duration_clock
 from triactor.mailbox import EMPTY, Mailbox
 
 
 class Resuming(Recorder):
     resume_on = (Kaboom,)
+
+
+@pytest.fixture
+async def system() -> AsyncIterator[triactor.ActorSystem]:
+    """A system without ``check_messages``: with it, tell and ask take their slow paths."""
+    async with open_actor_system() as system:
+        yield system
+
+
+def on_the_fast_path(ref: triactor.ActorRef) -> bool:
+    """Whether ``ref``'s tell and ask take their fast path when called in this task."""
+    return ref._runner is RUN_CONTEXT.runner  # type: ignore[attr-defined,no-any-return]
 
 
 async def busy_with_backlog(
@@ -35,6 +49,7 @@ async def busy_with_backlog(
     the state where ``tell`` takes its fast path (checked)."""
     gate = trio.Event()
     ref = await system.spawn(Recorder, seen, gate, **options)  # type: ignore[arg-type]
+    assert on_the_fast_path(ref)
     await ref.tell(Hold())
     await ref.tell(Item(1))
     await ref.tell(Item(2))
@@ -271,3 +286,186 @@ async def test_tell_from_another_threads_trio_run_is_refused(system: triactor.Ac
     assert "thread" in str(error)
     assert ref.statistics().mailbox.depth == 0
     assert ref.statistics().processed == 0
+
+
+# -- ask's fast path -------------------------------------------------------------------------
+
+
+async def test_fast_ask_in_a_cancelled_scope_queues_nothing(system: triactor.ActorSystem) -> None:
+    seen: list[int] = []
+    ref = await system.spawn(Recorder, seen)
+    assert on_the_fast_path(ref)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await ref.ask(Item(1))
+        pytest.fail("ask in a cancelled scope returned")  # pragma: no cover
+    assert scope.cancelled_caught
+    await wait_all_tasks_blocked()
+    assert seen == []
+    assert ref.statistics().mailbox.high_water == 0
+
+
+async def test_fast_ask_abandoned_while_queued_is_expired_not_handled(
+    system: triactor.ActorSystem,
+) -> None:
+    seen: list[int] = []
+    ref, gate = await busy_with_backlog(system, seen)
+    with trio.move_on_after(0.01) as scope:
+        await ref.ask(Item(3))
+    assert scope.cancelled_caught
+    gate.set()
+    assert await ref.ask(Item(4)) == 4
+    assert seen == [1, 2, 4]
+    [expired] = [d for d in system.dead_letters if d.reason is DeadLetterReason.EXPIRED]
+    assert expired.message == Item(3)
+
+
+async def test_fast_ask_abandoned_while_handled_replies_late(
+    system: triactor.ActorSystem,
+) -> None:
+    ref = await system.spawn(Recorder)
+    with trio.move_on_after(0.01):
+        await ref.ask(Hold())
+    ref_cell = ref._cell  # type: ignore[attr-defined]
+    ref_cell.instance.gate.set()
+    assert await ref.ask(Ping()) == "pong"
+    [late] = [d for d in system.dead_letters if d.reason is DeadLetterReason.LATE_REPLY]
+    assert late.message == "released"  # the reply, to Hold
+
+
+class Forwarder(Actor):
+    """Answers an ``Item`` with what ``target`` (itself if None) answers to it."""
+
+    def __init__(self, target: triactor.ActorRef | None) -> None:
+        self.target = target
+
+    @handler
+    async def item(self, msg: Item) -> object:
+        try:
+            return await (self.target or self.ref).ask(msg)
+        except triactor.AskCycleError as exc:
+            return exc.cycle
+
+
+async def test_fast_ask_from_an_actor_keeps_its_chain() -> None:
+    # An actor asking (the chain path) and a plain task asking (the fast path) both get replies;
+    # an actor asking itself through a chain is refused as a cycle.
+    async with open_actor_system() as system:
+        echo = await system.spawn(Recorder)
+        asker = await system.spawn(Forwarder, echo)
+        assert on_the_fast_path(asker)
+        assert await asker.ask(Item(5)) == 5
+        self_asker = await system.spawn(Forwarder, None, name="self")
+        assert await self_asker.ask(Item(6)) == ("/self", "/self")
+
+
+@attrs.frozen
+class Junk:
+    """A message cattrs cannot carry: check_messages refuses it."""
+
+    handle: object = attrs.field(factory=object)
+
+
+async def test_check_messages_still_checks_tell_and_ask() -> None:
+    async with open_actor_system(check_messages=True) as system:
+        ref = await system.spawn(Recorder)
+        assert not on_the_fast_path(ref)  # the slow paths check messages
+        with pytest.raises(TypeError):
+            await ref.tell(Junk())
+        with pytest.raises(TypeError):
+            await ref.ask(Junk())
+        assert await ref.ask(Item(1)) == 1
+
+
+# -- the serial loop yields to others, however busy ----------------------------------------
+
+
+class Spinner(Actor):
+    """Handles ``Item`` without ever waiting; records each item's value."""
+
+    mailbox_capacity = 10_000
+
+    def __init__(self, seen: list[int]) -> None:
+        self.seen = seen
+
+    @handler
+    async def item(self, msg: Item) -> None:
+        self.seen.append(msg.value)
+
+
+class StepSizes(trio.abc.Instrument):
+    """Counts the items ``seen`` grew by in each task step of the task named ``name``."""
+
+    def __init__(self, name: str, seen: list[int]) -> None:
+        self.name = name
+        self.seen = seen
+        self.sizes: list[int] = []
+        self._before = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self._before = len(self.seen)
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self.sizes.append(len(self.seen) - self._before)
+
+
+async def step_sizes(messages: int) -> list[int]:
+    """Messages a busy Spinner handles per task step, all of them queued before it runs."""
+    seen: list[int] = []
+    async with open_actor_system() as system:
+        ref = await system.spawn(Spinner, seen, name="spinner")
+        steps = StepSizes(ref.path, seen)
+        trio.lowlevel.add_instrument(steps)
+        for value in range(messages):
+            await ref.tell(Item(value))  # no schedule point: all queued before it runs
+        while len(seen) < messages:
+            await trio.lowlevel.checkpoint()
+        trio.lowlevel.remove_instrument(steps)
+    assert seen == list(range(messages))
+    return steps.sizes
+
+
+async def test_a_busy_actor_yields_within_1024_messages(autojump_clock: trio.abc.Clock) -> None:
+    # The mock clock stands still within a step: only the count bounds it.
+    sizes = await step_sizes(5000)
+    assert max(sizes) == 1024
+    assert sum(sizes) == 5000
+
+
+class TickingClock(trio.abc.Clock):
+    """A clock that moves 0.1 ms each time it is read, and never sleeps for real."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        self.now += 0.0001
+        return self.now
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return 0.0
+
+
+def test_a_busy_actor_yields_once_its_step_ran_half_a_millisecond() -> None:
+    # Each message takes 0.1 ms on this clock: the loop looks at 64 messages, again at 128,
+    # finds 6.4 ms gone, and yields: far sooner than the 1024-message bound.
+    sizes = trio.run(step_sizes, 3000, clock=TickingClock())
+    assert max(sizes) == 128
+    assert sum(sizes) == 3000
+
+
+async def test_an_idle_actor_shows_no_current_message(system: triactor.ActorSystem) -> None:
+    seen: list[int] = []
+    ref = await system.spawn(Recorder, seen)
+    for value in range(200):  # past _BATCH: the loop also yields between them
+        await ref.tell(Item(value))
+    await wait_all_tasks_blocked()
+    assert len(seen) == 200
+    [snap] = [s for s in system.snapshot() if s.path == ref.path]
+    assert snap.current_message_type is None
+    assert ref._cell.current is None  # type: ignore[attr-defined]

@@ -8,11 +8,16 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any, Final, Generic
 
 import trio
-from trio.lowlevel import checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import (
+    checkpoint,
+    checkpoint_if_cancelled,
+    enable_ki_protection,
+    wait_task_rescheduled,
+)
 from typing_extensions import TypeVar
 
 from .._errors import AskCycleError, MailboxFull
-from .._hot import FAST_CANCEL, RUN_CONTEXT
+from .._hot import RUN_CONTEXT
 from ..mailbox import Overflow
 from ._cell import ActorState, ExitReason, current_cell, task_ask_chain
 from ._dead_letters import DeadLetterReason
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["ActorRef", "LocalActorRef"]
 
 _NO_RUN: Final = object()
+_ZERO: Final = 0
 
 #: The messages a ref accepts (``Any`` unless the actor class says: ``Actor[Fetch, Found]``).
 M = TypeVar("M", contravariant=True, default=Any)
@@ -173,9 +179,12 @@ class LocalActorRef(ActorRef[M, R]):
         # The ident of the Trio thread that runs the system: the mailbox may only be touched
         # from it (a wake-up from another thread would be lost, and the actor never woken).
         self._thread = cell.system.thread_ident
-        # The Trio run of the system (a placeholder without triactor._hot.FAST_CANCEL): tell
-        # tests it, which is cheaper and implies the thread.
-        self._runner: Any = getattr(RUN_CONTEXT, "runner", _NO_RUN)
+        # The Trio run of the system: tell and ask take their fast path when called in it,
+        # which implies the thread. A placeholder (never matched) without
+        # triactor._hot.FAST_CANCEL, or when the system checks messages (the slow path does).
+        self._runner: Any = (
+            _NO_RUN if cell.system.check_messages else getattr(RUN_CONTEXT, "runner", _NO_RUN)
+        )
 
     @property
     def name(self) -> str:
@@ -210,16 +219,14 @@ class LocalActorRef(ActorRef[M, R]):
         # The hot path: Mailbox.put inlined to save a coroutine per message, the test of
         # checkpoint_if_cancelled inlined to save another (see triactor._hot), and while the
         # mailbox allows it (Mailbox.fast_limit) put_nowait inlined to a single append.
-        cell = self._cell
         try:
             task = RUN_CONTEXT.task  # see triactor._hot
             runner = task._runner
         except AttributeError:  # no Trio run in this thread, or no FAST_CANCEL
             runner = None
         if runner is self._runner:
-            # In the system's run (so in its thread): checkpoint_if_cancelled's own test.
-            if cell.check_messages:
-                cell.system.check_message(message)
+            # In the system's run (so in its thread), no message checks: the test of
+            # checkpoint_if_cancelled, which is all it would do.
             if task._cancel_status.effectively_cancelled or (
                 task is runner.main_task and runner.ki_pending
             ):
@@ -228,12 +235,15 @@ class LocalActorRef(ActorRef[M, R]):
         else:
             if get_ident() != self._thread:
                 raise self._wrong_thread("tell", message)
+            cell = self._cell
             if cell.check_messages:
                 cell.system.check_message(message)
             await checkpoint_if_cancelled()
         mailbox = self._mailbox
-        if len(self._lane) < mailbox.fast_limit and priority.__class__ is int and not priority:
-            self._lane.append(message)
+        lane = self._lane
+        # ``priority is _ZERO``: the int 0 itself (CPython keeps one), not False or an IntEnum.
+        if priority is _ZERO and len(lane) < mailbox.fast_limit:
+            lane.append(message)
             return
         if mailbox.put_nowait(message, priority):
             return
@@ -244,7 +254,7 @@ class LocalActorRef(ActorRef[M, R]):
         ):
             return
         if mailbox.closed:
-            cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
+            self._cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
 
     def try_tell(self, message: M, *, priority: int = 0) -> bool:
         cell = self._cell
@@ -262,15 +272,65 @@ class LocalActorRef(ActorRef[M, R]):
             cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
         return False
 
+    # KI-protected: a Ctrl-C anywhere in it is delivered where it parks (the request is then
+    # abandoned), never between queueing the request and parking on it.
+    @enable_ki_protection
     async def ask(self, message: M, *, timeout: float | None = None, priority: int = 0) -> R:
-        if get_ident() != self._thread:
-            raise self._wrong_thread("ask", message)
+        if timeout is not None:
+            return await self._ask_within(message, timeout, priority)
+        # The hot path: the thread and cancellation tests of tell, Mailbox.put and
+        # Request.wait inlined (a coroutine each saved per ask).
+        cell = self._cell
+        try:
+            task = RUN_CONTEXT.task  # see triactor._hot
+            runner = task._runner
+        except AttributeError:  # no Trio run in this thread, or no FAST_CANCEL
+            runner = None
+        if runner is not self._runner:
+            if get_ident() != self._thread:
+                raise self._wrong_thread("ask", message)
+            task = None
+            if cell.check_messages:
+                cell.system.check_message(message)
+        mailbox = self._mailbox
+        if priority.__class__ is not int:
+            priority = mailbox.check_priority(priority, message)
+        if mailbox.closed:
+            await checkpoint()
+            raise cell.stopped_error(message)
+        if task is None:
+            await checkpoint_if_cancelled()
+        else:  # checkpoint_if_cancelled, as in tell
+            if task._cancel_status.effectively_cancelled or (
+                task is runner.main_task and runner.ki_pending
+            ):
+                await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
+            task._cancel_points += 1
+        # The chain of actors waiting on each other through nested asks travels with each
+        # request (across processes too); an ask that would close a cycle through a
+        # one-message-at-a-time actor is a deadlock, refused at once.
+        asker = current_cell.get()
         reply: R
-        if timeout is None:
-            reply = await self._ask(message, priority)
+        if asker is not None:
+            reply = await self._ask_from(asker, message, priority)
             return reply
+        request = Request(message, cell)
+        if not priority and len(self._lane) < mailbox.fast_limit:
+            self._lane.append(request)
+        elif not mailbox.put_nowait(request, priority):
+            await self._wait_to_queue(request, priority)
+            task = None  # the reply may have come already: Request.wait sees to it
+        if task is None:
+            reply = await request.wait()
+            return reply
+        # Request.wait inlined: the actor cannot have replied yet (it has not run since).
+        request._asker = task
+        reply = await wait_task_rescheduled(request._abort)
+        return reply
+
+    async def _ask_within(self, message: M, timeout: float, priority: int) -> R:
         with trio.move_on_after(timeout):
-            reply = await self._ask(message, priority)
+            reply: R = await self.ask(message, priority=priority)
             return reply
         cell = self._cell
         raise trio.TooSlowError(
@@ -280,62 +340,45 @@ class LocalActorRef(ActorRef[M, R]):
             "(ref.statistics(), system.snapshot())"
         )
 
-    async def _ask(self, message: object, priority: int) -> Any:
-        # The hot path: Mailbox.put inlined, as in tell.
+    async def _wait_to_queue(self, request: Request, priority: int) -> None:
+        """A full mailbox: BLOCK waits for room; DROP_NEWEST has failed the request already.
+
+        Raises:
+            ActorStopped: if the request was refused because the actor is stopping for good.
+        """
         cell = self._cell
-        if cell.check_messages:
-            cell.system.check_message(message)
-        mailbox = cell.mailbox
-        if priority.__class__ is not int:
-            priority = mailbox.check_priority(priority, message)
-        if mailbox.closed:
-            await checkpoint()
-            raise cell.stopped_error(message)
-        if FAST_CANCEL:  # checkpoint_if_cancelled, as in tell
-            task = RUN_CONTEXT.task
-            if task._cancel_status.effectively_cancelled or (
-                task is task._runner.main_task and task._runner.ki_pending
-            ):
-                await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
-            task._cancel_points += 1
-        else:
-            await checkpoint_if_cancelled()
-        # The chain of actors waiting on each other through nested asks travels with each
-        # request (across processes too); an ask that would close a cycle through a
-        # one-message-at-a-time actor is a deadlock, refused at once.
-        asker = current_cell.get()
-        waiter: Waiter | None = None
-        if asker is None:
-            chain: tuple[str, ...] = ()
-        else:
-            serial = asker.max_concurrency == 1 or not asker.started
-            chain = (*(asker.ask_chain if serial else task_ask_chain.get()), asker.path)
-            if cell.max_concurrency == 1 and cell.path in chain:
-                cycle = (*chain[chain.index(cell.path) :], cell.path)
-                raise AskCycleError(cycle, type(message).__qualname__)
-            # Deadlocks that no chain shows (independent asks, concurrent actors with every
-            # slot waiting, starts): on the graph of who waits on whom right now. This first
-            # look (a free slot, or a holder waiting on nothing) is all an ask to an actor that
-            # is not itself waiting costs; the search (_waits) runs only past it.
-            waiter = asker if serial else task_activity.get()
-            activities = cell.activities
-            if waiter is not None and (
-                len(activities) >= cell.max_concurrency
-                if cell.started and activities is not None
-                else cell.waiting_on is not None
-            ):
-                cycle_found = find_deadlock(waiter, asker, cell)
-                if cycle_found is not None:
-                    raise AskCycleError(cycle_found, type(message).__qualname__)
+        queued = False
+        if cell.mailbox.overflow is Overflow.BLOCK:
+            queued = await cell.mailbox.wait_to_put(request, priority)
+        if not queued and not request.done:  # refused: the actor is stopping for good
+            cell.dead_letter(request.message, DeadLetterReason.ACTOR_STOPPED)
+            raise cell.stopped_error(request.message)
+
+    async def _ask_from(self, asker: ActorCell, message: object, priority: int) -> Any:
+        """An ask made by an actor: its chain, deadlock detection, and what it waits on."""
+        cell = self._cell
+        serial = asker.max_concurrency == 1 or not asker.started
+        chain = (*(asker.ask_chain if serial else task_ask_chain.get()), asker.path)
+        if cell.max_concurrency == 1 and cell.path in chain:
+            cycle = (*chain[chain.index(cell.path) :], cell.path)
+            raise AskCycleError(cycle, type(message).__qualname__)
+        # Deadlocks that no chain shows (independent asks, concurrent actors with every slot
+        # waiting, starts): on the graph of who waits on whom right now. This first look (a
+        # free slot, or a holder waiting on nothing) is all an ask to an actor that is not
+        # itself waiting costs; the search (_waits) runs only past it.
+        waiter: Waiter | None = asker if serial else task_activity.get()
+        activities = cell.activities
+        if waiter is not None and (
+            len(activities) >= cell.max_concurrency
+            if cell.started and activities is not None
+            else cell.waiting_on is not None
+        ):
+            cycle_found = find_deadlock(waiter, asker, cell)
+            if cycle_found is not None:
+                raise AskCycleError(cycle_found, type(message).__qualname__)
         request = Request(message, cell, chain)
-        if not mailbox.put_nowait(request, priority):
-            # Full: BLOCK waits for room; DROP_NEWEST has failed the request already.
-            queued = False
-            if mailbox.overflow is Overflow.BLOCK:
-                queued = await mailbox.wait_to_put(request, priority)
-            if not queued and not request.done:  # refused: the actor is stopping for good
-                cell.dead_letter(message, DeadLetterReason.ACTOR_STOPPED)
-                raise cell.stopped_error(message)
+        if not cell.mailbox.put_nowait(request, priority):
+            await self._wait_to_queue(request, priority)
         if waiter is None:
             return await request.wait()
         waiter.waiting_on, waiter.waiting_for = cell, request

@@ -134,10 +134,10 @@ class Request:
             await cancel_shielded_checkpoint()
             return result.unwrap()
         self._asker = current_task()
+        return await wait_task_rescheduled(self._abort)
 
-        def abort(_: RaiseCancelT) -> Abort:
-            self._asker = None
-            self._state = Request._ABANDONED
-            return Abort.SUCCEEDED
-
-        return await wait_task_rescheduled(abort)
+    def _abort(self, _: RaiseCancelT) -> Abort:
+        """The asker stopped waiting (Trio's abort function for its park)."""
+        self._asker = None
+        self._state = Request._ABANDONED
+        return Abort.SUCCEEDED

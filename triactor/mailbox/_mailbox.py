@@ -342,7 +342,8 @@ class Mailbox:
             if consumer is not None:
                 self._consumer = None
                 reschedule(consumer)
-                self._refresh()
+                # _refresh, inlined: the mailbox is open and its consumer no longer parked.
+                self.fast_limit = self._high_water if self.plain else 0
             return True
         return self._overflowing(item, priority)
 
