@@ -19,6 +19,7 @@ import attrs
 import trio
 from outcome import Value
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+from trio.testing import wait_all_tasks_blocked
 
 from triactor import Actor, handler, open_actor_system
 from triactor.diagnostics import detect_blocking
@@ -241,7 +242,9 @@ async def raw_spawn(hold: Callable[[], None] | None = None) -> None:
             send, receive = trio.open_memory_channel[Add](CAPACITY)
             nursery.start_soon(_raw_worker, receive)
             senders.append(send)
-        await trio.lowlevel.checkpoint()
+        # Every actor task has run and parked: the memory of running actors (one checkpoint
+        # would leave it to the scheduler's random batch order whether they had run).
+        await wait_all_tasks_blocked()
         if hold is not None:
             hold()
         for send in reversed(senders):
@@ -252,7 +255,9 @@ async def triactor_spawn(hold: Callable[[], None] | None = None) -> None:
     async with open_actor_system() as system:
         for _ in range(SPAWN_ACTORS):
             await system.spawn(Counter)
-        await trio.lowlevel.checkpoint()
+        # Every actor task has run and parked: the memory of running actors (one checkpoint
+        # would leave it to the scheduler's random batch order whether they had run).
+        await wait_all_tasks_blocked()
         if hold is not None:
             hold()
 

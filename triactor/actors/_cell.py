@@ -571,6 +571,18 @@ class ActorCell:
         step_mark = 0.0
         try:
             while True:
+                budget -= 1
+                if not budget:
+                    # Every _BATCH messages handled without waiting: yield once the step has
+                    # gone on for _QUANTUM (measured from its first _BATCH), or _MAX_BATCHES.
+                    budget = _BATCH
+                    batches += 1
+                    if batches == 1:
+                        step_mark = self.busy_since
+                    elif batches >= _MAX_BATCHES or self.busy_since - step_mark >= _QUANTUM:
+                        self.current = None
+                        batches = 0
+                        await checkpoint()
                 if mailbox.plain:
                     # Only the default lane is in use: pop_nowait's own steps.
                     if lane:
@@ -608,15 +620,13 @@ class ActorCell:
                 # The hot paths: an async handler already resolved, _handle inlined (the same
                 # steps, without a coroutine and a lookup per message).
                 kind = item.__class__
-                if kind is last_kind:  # a told message of the type handled last: no lookup
-                    fn = last_fn
-                elif kind is Request:
-                    fn = None
-                    message = item.message
-                    reply_fn = fast_routes.get(message.__class__)
-                    if reply_fn is None or item.abandoned:
-                        await handle(instance, item)  # a sync handler, a new type, an expired ask
-                    else:
+                if kind is not last_kind:  # else a told message of the type handled last
+                    if kind is Request:
+                        message = item.message
+                        reply_fn = fast_routes.get(message.__class__)
+                        if reply_fn is None or item.abandoned:
+                            await handle(instance, item)  # a sync handler, a new type, expired
+                            continue
                         self.current = message
                         self.ask_chain = item.chain
                         self.busy_since = stamp()
@@ -634,39 +644,28 @@ class ActorCell:
                         finally:
                             self.current = None
                             self.ask_chain = ()
-                elif (fn := fast_routes.get(kind)) is None:
-                    await handle(instance, item)  # a sync handler, a new type, or no handler
-                else:
+                        continue
+                    fn = fast_routes.get(kind)
+                    if fn is None:
+                        await handle(instance, item)  # a sync handler, a new type, no handler
+                        continue
                     last_kind, last_fn = kind, fn
-                if fn is not None:  # a told message for an async handler
-                    self.current = item
-                    self.busy_since = stamp()
-                    try:
-                        await fn(instance, item)
-                    except Exception as exc:
-                        self.current = None
-                        if not self._crashed(item, None, exc):
-                            raise
-                    except BaseException:
-                        self.current = None
-                        self._not_handled(item, None)
+                self.current = item
+                self.busy_since = stamp()
+                try:
+                    await last_fn(instance, item)
+                except Exception as exc:
+                    self.current = None
+                    if not self._crashed(item, None, exc):
                         raise
-                    else:
-                        self.processed += 1
-                    # self.current stays set until the next message (or the next yield): no
-                    # other task runs in between to see it.
-                budget -= 1
-                if not budget:
-                    # Every _BATCH messages handled without waiting: yield once the step has
-                    # gone on for _QUANTUM (measured from its first _BATCH), or _MAX_BATCHES.
-                    budget = _BATCH
-                    batches += 1
-                    if batches == 1:
-                        step_mark = self.busy_since
-                    elif batches >= _MAX_BATCHES or self.busy_since - step_mark >= _QUANTUM:
-                        self.current = None
-                        batches = 0
-                        await checkpoint()
+                except BaseException:
+                    self.current = None
+                    self._not_handled(item, None)
+                    raise
+                else:
+                    self.processed += 1
+                # self.current stays set until the next message (or the next yield): no other
+                # task runs in between to see it.
         finally:
             self.current = None
 

@@ -228,7 +228,7 @@ class LocalActorRef(ActorRef[M, R]):
             # In the system's run (so in its thread), no message checks: the test of
             # checkpoint_if_cancelled, which is all it would do.
             if task._cancel_status.effectively_cancelled or (
-                task is runner.main_task and runner.ki_pending
+                runner.ki_pending and task is runner.main_task
             ):
                 await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
             task._cancel_points += 1
@@ -302,7 +302,7 @@ class LocalActorRef(ActorRef[M, R]):
             await checkpoint_if_cancelled()
         else:  # checkpoint_if_cancelled, as in tell
             if task._cancel_status.effectively_cancelled or (
-                task is runner.main_task and runner.ki_pending
+                runner.ki_pending and task is runner.main_task
             ):
                 await checkpoint_if_cancelled()  # raises Cancelled (or KeyboardInterrupt)
             task._cancel_points += 1
