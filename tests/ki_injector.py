@@ -14,8 +14,12 @@ scenario, at every line of the ``triactor`` package the scenario executes:
    ``TRIACTOR_KI_SWEEP=all``: every event), the scenario runs again and the tracer raises
    SIGINT at the N-th event, exactly once.
 
-Runs are deterministic: Trio's scheduler is made deterministic by Hypothesis's Trio plugin, and
-its random source is reseeded before every run; time comes from a ``MockClock`` with autojump.
+Runs are deterministic, so that event N of a run is event N of the dry run: Trio's scheduler is
+made deterministic by Hypothesis's Trio plugin, and its random source is reseeded before every
+run; time comes from a ``MockClock`` with autojump; no garbage collection runs during a run; and
+an untraced run first fills the caches that only a process's first run fills (see
+:func:`run_conditions` and :func:`warm_up`). :func:`sweep` checks it: a run whose signal lands
+anywhere but where the dry run said fails.
 A run that does not end within a wall-clock bound is a hang: a watchdog breaks it and the run
 counts as a failure (see :func:`hang_guard`), so a hang fails loudly instead of stalling CI.
 """
@@ -77,7 +81,6 @@ class LineTracer:
     #: Whether the signal landed in KI-protected code (deferred to the main task).
     protected: bool | None = None
     _after: types.FrameType | None = None
-    _collecting: bool = False
 
     def global_trace(self, frame: types.FrameType, event: str, arg: Any) -> Any:
         if event != "call" or self.fired_at is not None:
@@ -118,8 +121,6 @@ class LineTracer:
         return self.local_trace
 
     def _event(self, frame: types.FrameType, what: str) -> None:
-        if self._collecting:
-            return
         self.count += 1
         if self.record or self.count == self.target:
             # The same line in the main task and in another task are two places: Trio delivers
@@ -139,26 +140,12 @@ class LineTracer:
     @contextmanager
     def installed(self) -> Iterator[None]:
         previous = sys.gettrace()
-        gc.callbacks.insert(0, self._gc_starts)
-        gc.callbacks.append(self._gc_stops)
-        sys.settrace(self.global_trace)
-        try:
-            yield
-        finally:
-            sys.settrace(previous)
-            gc.callbacks.remove(self._gc_starts)
-            gc.callbacks.remove(self._gc_stops)
-
-    # What the garbage collector runs (finalizers, callbacks) has its exceptions ignored by
-    # Python: a signal that lands there is lost in any program, so no place there counts.
-
-    def _gc_starts(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._collecting = True
-
-    def _gc_stops(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "stop":
-            self._collecting = False
+        with run_conditions():
+            sys.settrace(self.global_trace)
+            try:
+                yield
+            finally:
+                sys.settrace(previous)
 
 
 class StepInjector(trio.abc.Instrument):
@@ -168,11 +155,11 @@ class StepInjector(trio.abc.Instrument):
     that arrives while the loop is between tasks, delivered to the main task wherever it waits.
     """
 
-    def __init__(self, target: int | None = None) -> None:
+    def __init__(self, target: int | None = None, *, record: bool | None = None) -> None:
         self.target = target
         self.count = 0
         self.locations: list[Location] = []
-        self.record = target is None
+        self.record = target is None if record is None else record
         self.fired_at: Location | None = None
         self.protected: bool | None = None
 
@@ -187,7 +174,38 @@ class StepInjector(trio.abc.Instrument):
 
     @contextmanager
     def installed(self) -> Iterator[None]:
+        with run_conditions():
+            yield
+
+
+@contextmanager
+def run_conditions() -> Iterator[None]:
+    """What every run needs, whatever the process did before it: Python's own SIGINT handler,
+    and no automatic garbage collection.
+
+    Trio installs its SIGINT handler only in place of Python's ``default_int_handler``. A
+    process started with SIGINT ignored (a background job of a shell without job control: a
+    CI step's ``cmd &``, ``nohup``) keeps it ignored, and there every raised SIGINT would do
+    nothing.
+
+    A collection starts at whichever allocation crosses a threshold, so where it starts depends
+    on all that the process (any of its threads) did before; it runs finalizers and weakref
+    callbacks there, whose exceptions Python ignores ("Exception ignored in ..."): a signal
+    landing in them is lost in any program, and their events would not be where the dry run
+    had them. So none runs during a run; what runs leave is collected between them, once this
+    block has ended.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    collecting = gc.isenabled()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    gc.disable()
+    try:
         yield
+    finally:
+        if collecting:
+            gc.enable()
+        if previous is not None:  # None: installed from C, cannot be put back from Python
+            signal.signal(signal.SIGINT, previous)
 
 
 def _swallows_exceptions(code: types.CodeType) -> bool:
@@ -308,17 +326,28 @@ class Verdict:
     """How one interrupted run ended."""
 
     target: int
+    #: Where the dry run had event ``target``.
+    expected: Location
     fired_at: Location | None
     protected: bool | None
     ended: str  # "keyboard-interrupt", "completed", or the repr of another exception
+    #: Whether the run had to fire where the dry run had the event (see :func:`sweep`).
+    deterministic: bool = True
 
     @property
     def ok(self) -> bool:
-        return self.ended.startswith("keyboard-interrupt") or self.fired_at is None
+        if self.deterministic and self.fired_at != self.expected:
+            return False
+        return self.fired_at is None or self.ended.startswith("keyboard-interrupt")
 
     def describe(self) -> str:
         where = short(self.fired_at)
         kind = {True: "protected", False: "unprotected", None: "outside Trio"}[self.protected]
+        if self.deterministic and self.fired_at != self.expected:
+            return (
+                f"SIGINT at event {self.target} landed at {where}, not where the dry run had "
+                f"it ({short(self.expected)}): the runs are not deterministic; {self.ended}"
+            )
         return f"SIGINT at event {self.target} ({where}, {kind}): {self.ended}"
 
 
@@ -366,6 +395,26 @@ def run_trio(scenario: Callable[[], Any], injector: Injector) -> BaseException |
     return None
 
 
+def warm_up(
+    scenario: Callable[[], Any],
+    run: Callable[[Callable[[], Any], Injector], BaseException | None] = run_trio,
+    after_run: Callable[[], None] | None = None,
+) -> None:
+    """Run ``scenario`` once, uninterrupted, so that the next run is not the process's first.
+
+    A first run fills caches (loggers by name, lazy imports) that later runs only read: it has
+    events that they do not, and a dry run that is a first run would misplace their targets.
+
+    Raises:
+        AssertionError: if the scenario fails without any interrupt.
+    """
+    clean_end = run(scenario, StepInjector(record=False))
+    if clean_end is not None:
+        raise AssertionError(f"the scenario fails without any interrupt: {clean_end!r}")
+    if after_run is not None:
+        after_run()
+
+
 def sweep(
     scenario: Callable[[], Any],
     run: Callable[[Callable[[], Any], Injector], BaseException | None] = run_trio,
@@ -374,6 +423,7 @@ def sweep(
     steps: bool = False,
     seen: set[Location] | None = None,
     only: Callable[[Location], bool] | None = None,
+    deterministic: bool = True,
 ) -> tuple[int, list[Verdict]]:
     """Interrupt ``scenario`` at each chosen point; return the number of runs and the failures.
 
@@ -381,7 +431,12 @@ def sweep(
     with ``only``, every execution of the places it accepts; with ``steps``, every Trio task step.
     ``run`` executes the scenario once under an injector (``run_trio`` by default) and returns
     the exception it ended with; ``after_run`` checks for leftovers (threads...) after each run.
+    A run fails unless it ends in KeyboardInterrupt, and, if ``deterministic``, unless its signal
+    landed where the dry run had the event. A scenario whose course depends on real threads
+    (when a sync handler's thread reports back) is not: its runs may reach a place at another
+    event number, or end before the target (then nothing fires, and the run is not checked).
     """
+    warm_up(scenario, run, after_run)
     dry: Injector = StepInjector() if steps else LineTracer(record=True)
     clean_end = run(scenario, dry)
     if clean_end is not None:
@@ -400,7 +455,8 @@ def sweep(
         ended = classify(run(scenario, tracer))
         if after_run is not None:
             after_run()
-        verdict = Verdict(target, tracer.fired_at, tracer.protected, ended)
+        expected = dry.locations[target - 1]
+        verdict = Verdict(target, expected, tracer.fired_at, tracer.protected, ended, deterministic)
         if not verdict.ok:
             failures.append(verdict)
             gc.collect()  # what a broken run left behind complains now, inside the test
