@@ -9,6 +9,7 @@ mailboxes, errors and the snapshot clock there.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 
@@ -469,3 +470,46 @@ async def test_an_idle_actor_shows_no_current_message(system: triactor.ActorSyst
     [snap] = [s for s in system.snapshot() if s.path == ref.path]
     assert snap.current_message_type is None
     assert ref._cell.current is None  # type: ignore[attr-defined]
+
+
+# -- stopping an idle actor: its deadline waits until it has something to drain -----------------
+
+
+async def test_an_idle_actor_stopped_gets_its_deadline_when_it_must_drain(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The stop is asked while the actor is idle (so its deadline is deferred); a message that
+    # does not finish arrives before the actor runs. The drain must still be cut at the
+    # shutdown timeout.
+    gate = trio.Event()
+    async with open_actor_system() as system:
+        ref = await system.spawn(Recorder, [], gate, shutdown_timeout=2)
+        cell = ref._cell  # type: ignore[attr-defined]
+        await wait_all_tasks_blocked()
+        assert cell._stops_at_once()
+        try:
+            start = trio.current_time()
+            stopped = cell.request_stop(drain=True, deadline=start + 2)  # as ref.stop() asks
+            assert cell._scope.deadline == math.inf  # deferred
+            await ref.tell(Hold())  # no schedule point: queued before the actor runs
+            await wait_all_tasks_blocked()  # it took the stop, and drains: Hold waits
+            assert cell._scope.deadline == start + 2
+            await stopped.wait()
+            assert trio.current_time() - start == pytest.approx(2)
+            assert cell.last_exit is triactor.ExitReason.CANCELLED
+        finally:
+            gate.set()  # a failed test still ends
+
+
+async def test_a_busy_actor_stopped_gets_its_deadline_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with open_actor_system() as system:
+        ref = await system.spawn(Recorder, shutdown_timeout=3)
+        await ref.tell(Hold())
+        await wait_all_tasks_blocked()
+        assert not ref._cell._stops_at_once()  # type: ignore[attr-defined]
+        start = trio.current_time()
+        with trio.fail_after(60):
+            await ref.stop()
+        assert trio.current_time() - start == pytest.approx(3)

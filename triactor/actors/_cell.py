@@ -306,7 +306,7 @@ class ActorCell:
         """
         if deadline < self._stop_deadline:
             self._stop_deadline = deadline
-            if self._scope is not None:
+            if self._scope is not None and not self._stops_at_once():
                 self._scope.deadline = deadline
         if self._stop_event is None:
             self._stop_event = trio.Event()
@@ -315,6 +315,19 @@ class ActorCell:
             else:
                 self.mailbox.put_control(_Stop(drain))
         return self._stop_event
+
+    def _stops_at_once(self) -> bool:
+        """Whether a stop request now is taken before anything else can run in this actor: a
+        one-message-at-a-time actor (not a supervisor) parked on its empty mailbox. Its stop
+        deadline is then applied only if it finds messages to drain (see ``_take_stop``),
+        which spares the cancel scope a deadline for the common case of an idle actor."""
+        instance = self.instance
+        return (
+            self.max_concurrency == 1
+            and self.mailbox.consumer_waiting
+            and instance is not None
+            and type(instance)._triactor_run is Actor._triactor_run
+        )
 
     def stop_deadline(self) -> float:
         """The Trio time by which a stop asked for now must be done: now + shutdown_timeout."""
@@ -735,6 +748,9 @@ class ActorCell:
             return True
         self.draining = True
         self.mailbox.close()  # refuse new messages; what is queued is still handled
+        scope = self._scope
+        if scope is not None and scope.deadline != self._stop_deadline and len(self.mailbox):
+            scope.deadline = self._stop_deadline  # deferred by request_stop: due now
         return False
 
     async def _fire(self, instance: Actor, timer: Timer) -> None:

@@ -190,6 +190,11 @@ class Mailbox:
         return self._closed
 
     @property
+    def consumer_waiting(self) -> bool:
+        """True while the consumer is parked in :meth:`wait` (the mailbox was empty)."""
+        return self._consumer is not None
+
+    @property
     def backlog(self) -> int:
         """User messages queued plus senders blocked by ``Overflow.BLOCK`` waiting for room."""
         size = len(self)
