@@ -428,7 +428,10 @@ class ActorCell:
         try:
             with trio.CancelScope(deadline=self._stop_deadline) as scope:
                 self._scope = scope
-                await instance._triactor_run(self._start_and_serve, instance, task_status)
+                if type(instance)._triactor_run is Actor._triactor_run:
+                    await self._start_and_serve(instance, task_status)  # the hook does only this
+                else:
+                    await instance._triactor_run(self._start_and_serve, instance, task_status)
             if scope.cancelled_caught:
                 self.log.warning(
                     "actor {} did not stop by its shutdown deadline ({} s); it was cancelled",
@@ -489,7 +492,8 @@ class ActorCell:
                 len(self._orphans),
             )
             await self._wait_for_orphans()
-        await instance.on_start()
+        if type(instance).on_start is not Actor.on_start:
+            await instance.on_start()
         self.ask_chain = ()  # the chain of whoever started it: only for on_start's asks
         self.state = ActorState.IDLE
         self.started = True
