@@ -38,6 +38,8 @@ try:
     )
 except (ImportError, AttributeError):  # pragma: no cover - another Trio: the public calls
     _fast = False
+if not _fast:  # pragma: no cover - callers then take the public calls (see RUN_CONTEXT)
+    _run_context = None
 
 #: Whether the message path may test for cancellation itself, as ``checkpoint_if_cancelled``
 #: does (and then call it only when it has to raise). With ``task = RUN_CONTEXT.task``, the

@@ -50,8 +50,9 @@ task_ask_chain: ContextVar[tuple[str, ...]] = ContextVar("triactor_task_ask_chai
 # A busy actor whose handlers never wait (its mailbox never empty) yields to the scheduler, so
 # that it cannot starve the other tasks: every _BATCH messages it looks at how long the step
 # has run, and yields once that is _QUANTUM seconds or _MAX_BATCHES looks (its clock may be a
-# MockClock, which stands still within a step). A step costs the scheduler more than a
-# thousand trivial messages; yielding every 64 cost fast actors a fifth of their throughput.
+# MockClock, which stands still within a step). Slow handlers thus still yield every _BATCH
+# messages. A step costs the scheduler more than a thousand trivial messages; yielding every
+# 64 cost fast actors a fifth of their throughput.
 _BATCH: Final = 64
 _MAX_BATCHES: Final = 16
 _QUANTUM: Final = 0.0005
@@ -585,21 +586,20 @@ class ActorCell:
         # Messages left before the next look at the step's length; looks taken in this step.
         budget = _BATCH
         batches = 0
-        step_mark = 0.0
+        step_mark = stamp()
         try:
             while True:
                 budget -= 1
                 if not budget:
                     # Every _BATCH messages handled without waiting: yield once the step has
-                    # gone on for _QUANTUM (measured from its first _BATCH), or _MAX_BATCHES.
+                    # gone on for _QUANTUM (timed from its start), or after _MAX_BATCHES looks.
                     budget = _BATCH
                     batches += 1
-                    if batches == 1:
-                        step_mark = self.busy_since
-                    elif batches >= _MAX_BATCHES or self.busy_since - step_mark >= _QUANTUM:
+                    if batches >= _MAX_BATCHES or self.busy_since - step_mark >= _QUANTUM:
                         self.current = None
                         batches = 0
                         await checkpoint()
+                        step_mark = stamp()
                 if mailbox.plain:
                     # Only the default lane is in use: pop_nowait's own steps.
                     if lane:
@@ -611,6 +611,7 @@ class ActorCell:
                         batches = 0
                         self.current = None
                         await mailbox.wait()
+                        step_mark = stamp()
                         continue
                 else:
                     item = pop()
@@ -621,6 +622,7 @@ class ActorCell:
                         batches = 0
                         self.current = None
                         await mailbox.wait()
+                        step_mark = stamp()
                         continue
                     if item.__class__ is _Stop:
                         if self._take_stop(item):

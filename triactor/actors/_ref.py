@@ -277,6 +277,8 @@ class LocalActorRef(ActorRef[M, R]):
     @enable_ki_protection
     async def ask(self, message: M, *, timeout: float | None = None, priority: int = 0) -> R:
         if timeout is not None:
+            if get_ident() != self._thread:  # before the timeout's cancel scope needs Trio
+                raise self._wrong_thread("ask", message)
             return await self._ask_within(message, timeout, priority)
         # The hot path: the thread and cancellation tests of tell, Mailbox.put and
         # Request.wait inlined (a coroutine each saved per ask).
