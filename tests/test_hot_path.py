@@ -513,3 +513,23 @@ async def test_a_busy_actor_stopped_gets_its_deadline_at_once(
         with trio.fail_after(60):
             await ref.stop()
         assert trio.current_time() - start == pytest.approx(3)
+
+
+async def test_ask_with_timeout_from_a_foreign_thread_is_refused_by_triactor(
+    system: triactor.ActorSystem,
+) -> None:
+    ref = await system.spawn(Recorder)
+
+    def other_thread() -> str:
+        coro = ref.ask(Item(1), timeout=1)
+        try:
+            coro.send(None)
+        except RuntimeError as exc:
+            return str(exc)
+        finally:
+            coro.close()
+        return "no error"  # pragma: no cover
+
+    error = await trio.to_thread.run_sync(other_thread)
+    assert "not its actor system's Trio thread" in error
+    assert ref.statistics().mailbox.depth == 0
