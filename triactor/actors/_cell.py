@@ -600,19 +600,8 @@ class ActorCell:
                         batches = 0
                         await checkpoint()
                         step_mark = stamp()
-                if mailbox.plain:
-                    # Only the default lane is in use: pop_nowait's own steps.
-                    if lane:
-                        item = lane.popleft()
-                    else:
-                        if self.draining:
-                            return False
-                        budget = _BATCH
-                        batches = 0
-                        self.current = None
-                        await mailbox.wait()
-                        step_mark = stamp()
-                        continue
+                if mailbox.plain and lane:
+                    item = lane.popleft()  # only the default lane in use: pop_nowait's own step
                 else:
                     item = pop()
                     if item is EMPTY:
